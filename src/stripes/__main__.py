@@ -1,0 +1,5 @@
+import sys
+
+from stripes.cli import main
+
+sys.exit(main())

@@ -1,0 +1,19 @@
+"""Errors that the user should see as a clear message (the CLI prints them without a traceback)."""
+
+from __future__ import annotations
+
+
+class StripesError(Exception):
+    """Base class of user-facing errors."""
+
+
+class DataError(StripesError):
+    """Missing, malformed or inconsistent input data. The message names the file (and line)."""
+
+
+class ConfigError(StripesError):
+    """An invalid configuration: unknown key, wrong type, bad value."""
+
+
+class TrainingError(StripesError):
+    """A training run cannot go on (for example a NaN or inf loss)."""
