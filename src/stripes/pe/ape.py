@@ -1,0 +1,110 @@
+"""Input-level PEs (``kind = "input"``): ``embed(pos) -> (B, T, d_model)``, added to the input projection.
+
+- ``ape``: Vaswani sinusoidal PE of the step index t = 0..T−1 (labels are ignored):
+  PE[t, 2i] = sin(t·base^(−2i/d)), PE[t, 2i+1] = cos(t·base^(−2i/d)).
+- ``sape`` (P3 S S-APE, [C3] ``create_angles``): Σ_c Sin_{base_c}(p[c]) over the C label columns, with
+  ω_j = base^(−2⌊(j+1)/2⌋/d), sin for even j and cos for odd j; default bases are P3's
+  (7920, 9919, 10001, 11339), cycled over c.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from stripes.errors import ConfigError
+from stripes.pe.base import PEInputError, check_positions
+
+P3_BASES = (7920.0, 9919.0, 10001.0, 11339.0)
+
+
+def vaswani_frequencies(d_model: int, base: float = 10000.0) -> Tensor:
+    """ω (d_model,) with ω_{2i} = ω_{2i+1} = base^(−2i/d); used with sin on even, cos on odd entries."""
+    j = torch.arange(d_model, dtype=torch.float64)
+    return base ** (-2 * torch.div(j, 2, rounding_mode="floor") / d_model)
+
+
+def p3_frequencies(d_model: int, base: float) -> Tensor:
+    """[C3] create_angles: ω_j = base^(−2⌊(j+1)/2⌋/d), j = 0..d−1, (d_model,)."""
+    j = torch.arange(d_model, dtype=torch.float64)
+    return base ** (-2 * torch.div(j + 1, 2, rounding_mode="floor") / d_model)
+
+
+def sinusoid(x: Tensor, omega: Tensor) -> Tensor:
+    """x (...,) → (..., d): sin(x ω_j) for even j, cos(x ω_j) for odd j."""
+    arg = x.unsqueeze(-1) * omega.to(x.dtype)
+    even = (torch.arange(omega.shape[0], device=x.device) % 2) == 0
+    return torch.where(even, torch.sin(arg), torch.cos(arg))
+
+
+def check_d_model(d_model: int | None, name: str) -> int:
+    if d_model is None or isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 2:
+        raise ConfigError(f"{name} needs d_model (a positive integer >= 2), got {d_model!r}")
+    return d_model
+
+
+def resolve_bases(bases: Sequence[float] | None, context_dim: int) -> list[float]:
+    if bases is None:
+        return [P3_BASES[c % len(P3_BASES)] for c in range(context_dim)]
+    bases = [float(b) for b in bases]
+    if len(bases) != context_dim or any(not b > 1 for b in bases):
+        raise ConfigError(f"bases must be {context_dim} numbers > 1 (one per context column), got {bases}")
+    return bases
+
+
+class InputPositionalEncoding(nn.Module):
+    """Base class of input-level PEs."""
+
+    kind = "input"
+    stochastic = False
+    description = ""
+
+    def __init__(self, d_model: int, context_dim: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.context_dim = context_dim
+
+    def _check(self, pos: Tensor) -> Tensor:
+        if not isinstance(pos, Tensor) or pos.dim() not in (2, 3):
+            raise PEInputError(f"pos must be a (B, T, C) tensor, got {getattr(pos, 'shape', pos)!r}")
+        dtype = pos.dtype if pos.is_floating_point() else torch.get_default_dtype()
+        return check_positions(pos, pos.shape[0], pos.shape[1], self.context_dim, "pos", dtype)
+
+    def forward(self, pos: Tensor) -> Tensor:
+        return self.embed(pos)
+
+    def embed(self, pos: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class APE(InputPositionalEncoding):
+    """Sinusoidal absolute PE of the step index: pos (B, T, C) → (B, T, d_model)."""
+
+    description = "APE (Vaswani): sinusoidal embedding of the step index added to the input"
+
+    def __init__(self, d_model: int, context_dim: int = 1, base: float = 10000.0) -> None:
+        super().__init__(check_d_model(d_model, "ape"), context_dim)
+        self.register_buffer("omega", vaswani_frequencies(d_model, float(base)).float(), persistent=False)
+
+    def embed(self, pos: Tensor) -> Tensor:
+        pos = self._check(pos)
+        t = torch.arange(pos.shape[1], device=pos.device, dtype=pos.dtype)
+        return sinusoid(t, self.omega).unsqueeze(0).expand(pos.shape[0], -1, -1)
+
+
+class SAPE(InputPositionalEncoding):
+    """P3 S S-APE: Σ_c Sin_{base_c}(label_c), pos (B, T, C) → (B, T, d_model)."""
+
+    description = "S-APE (P3): sum of sinusoidal embeddings of the structure labels added to the input"
+
+    def __init__(self, d_model: int, context_dim: int = 1, bases: Sequence[float] | None = None) -> None:
+        super().__init__(check_d_model(d_model, "sape"), context_dim)
+        self.bases = tuple(resolve_bases(bases, context_dim))
+        omegas = torch.stack([p3_frequencies(d_model, b) for b in self.bases])
+        self.register_buffer("omegas", omegas.float(), persistent=False)  # (C, d_model)
+
+    def embed(self, pos: Tensor) -> Tensor:
+        pos = self._check(pos)
+        return sum(sinusoid(pos[..., c], self.omegas[c]) for c in range(self.context_dim))

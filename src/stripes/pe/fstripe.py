@@ -1,0 +1,120 @@
+"""F-StrIPE (P2 eq. (6)–(9)): learnable random-Fourier-feature (RFF) codes over C context levels.
+
+Per head h and dimension d: N_f frequency vectors F_{h,d,ω} ∈ R^C (cycles per label unit, F = sigmoid(raw)/2
+as in SPE, raw initialised N(0,1) − 4), gains λ = softplus(raw gains), query-side phases θ (keys: 0).
+P^Q_d(p) = [λ cos(2π F p + θ), λ sin(2π F p + θ)] / √N_f  (cos block then sin block)      # P2 eq. (9)
+P^K_d(p) = [λ cos(2π F p), λ sin(2π F p)] / √N_f
+Pooled (default): q̂ = Σ_d q_d P^Q_d(p) ∈ R^{2N_f}; unpooled: the D codes concatenated (2N_f·D).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stripes.errors import ConfigError
+from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.fourier import TWO_PI, check_chunk_size, fourier_phase, fourier_pool
+
+
+def rff_kernel(pos_q: Tensor, pos_k: Tensor, freqs: Tensor, gains: Tensor, offsets: Tensor) -> Tensor:
+    """Per-dimension positional matrices P_d (B, H, D, Tq, Tk) of the RFF kernel.
+
+    # P2 eq. (7)–(8): P_d[m, n] = (1/N_f) Σ_ω λ²_ω cos(2π F_ω·(p_m − p_n) + θ_ω)
+    freqs (H, D, N, C) cycles per unit, gains λ (H, D, N) (already positive), offsets θ (H, D, N).
+    """
+    diff = pos_q.unsqueeze(2) - pos_k.unsqueeze(1)  # (B, Tq, Tk, C)
+    phase = (
+        TWO_PI * torch.einsum("bmnc,hdwc->bhdmnw", diff, freqs.to(diff.dtype))
+        + offsets.to(diff.dtype)[None, :, :, None, None, :]
+    )
+    weight = (gains.to(diff.dtype) ** 2)[None, :, :, None, None, :]
+    return (weight * torch.cos(phase)).mean(-1)
+
+
+def rff_scores(q: Tensor, k: Tensor, kernel: Tensor) -> Tensor:
+    """Σ_d q_md k_nd P_d[m, n] → (B, H, Tq, Tk), the kernel attention of P2 eq. (7)."""
+    return torch.einsum("bmhd,bnhd,bhdmn->bhmn", q, k, kernel)
+
+
+def rff_pooled_scores(
+    q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor, freqs: Tensor, gains: Tensor, offsets: Tensor
+) -> Tensor:
+    """Closed form of the pooled scores q̂_m·k̂_n, cross-dimension terms included, (B, H, Tq, Tk).
+
+    q̂_m·k̂_n = (1/N_f) Σ_{d, d'} q_md k_nd' Σ_ω λ_dω λ_d'ω cos(2π F_dω p_m + θ_dω − 2π F_d'ω p_n);
+    the d = d' terms are P2 eq. (7)–(8), the rest vanish only in expectation.
+    """
+    pq = fourier_phase(pos_q, freqs, offsets)  # (B, Tq, H, D, N)
+    pk = fourier_phase(pos_k, freqs)  # (B, Tk, H, D, N)
+    cos = torch.cos(pq[:, :, None, :, :, None, :] - pk[:, None, :, :, None, :, :])  # (B, Tq, Tk, H, D, D', N)
+    lam = gains.to(q.dtype)
+    weight = torch.einsum("bmhd,bnhe,hdw,hew->bmnhdew", q, k, lam, lam)
+    return (weight * cos).sum((-1, -2, -3)).permute(0, 3, 1, 2) / freqs.shape[2]
+
+
+class FourierCodeParams(nn.Module):
+    """Learnable frequencies (H, D, N, C), softplus gains (H, D, N) and query phases (H, D, N)."""
+
+    def __init__(self, n_heads: int, head_dim: int, context_dim: int, n_sines: int) -> None:
+        super().__init__()
+        if isinstance(n_sines, bool) or not isinstance(n_sines, int) or n_sines < 1:
+            raise ConfigError(f"n_sines must be a positive integer, got {n_sines!r}")
+        self.n_sines = n_sines
+        self.raw_freqs = nn.Parameter(torch.randn(n_heads, head_dim, n_sines, context_dim) - 4.0)
+        self.raw_gains = nn.Parameter(torch.randn(n_heads, head_dim, n_sines))
+        self.offsets = nn.Parameter(torch.randn(n_heads, head_dim, n_sines))
+
+    @property
+    def freqs(self) -> Tensor:
+        """Frequencies in cycles per label unit, in (0, 0.5), (H, D, N, C)."""
+        return torch.sigmoid(self.raw_freqs) / 2
+
+    @property
+    def gains(self) -> Tensor:
+        """Positive gains λ = softplus(raw), (H, D, N)."""
+        return F.softplus(self.raw_gains)
+
+
+class FStripe(QKPositionalEncoding):
+    """F-StrIPE (RFF): (B, T, H, D) → pooled (B, T, H, 2N_f) or unpooled (B, T, H, 2N_f·D)."""
+
+    description = "F-StrIPE (P2 eq. 6-9): learnable RFF codes over C levels, pooled out_dim 2*n_sines"
+
+    def __init__(
+        self,
+        head_dim: int,
+        n_heads: int,
+        context_dim: int = 1,
+        n_sines: int = 32,
+        pooled: bool = True,
+        chunk_size: int | None = 128,
+    ) -> None:
+        check_dims(head_dim, n_heads, context_dim)
+        super().__init__(head_dim, n_heads, context_dim)
+        self.code = FourierCodeParams(n_heads, head_dim, context_dim, n_sines)
+        self.n_sines = n_sines
+        self.pooled = bool(pooled)
+        self.chunk_size = check_chunk_size(chunk_size)
+        self.out_dim = 2 * n_sines if self.pooled else 2 * n_sines * head_dim
+
+    def _encode(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
+        freqs, gains = self.code.freqs, self.code.gains / math.sqrt(self.n_sines)
+        q_out = fourier_pool(q, pos_q, freqs, gains, self.code.offsets, None, self.chunk_size, self.pooled)
+        k_out = fourier_pool(k, pos_k, freqs, gains, None, None, self.chunk_size, self.pooled)
+        return q_out, k_out
+
+    def kernel(self, pos_q: Tensor, pos_k: Tensor) -> Tensor:
+        """P_d matrices (B, H, D, Tq, Tk) of P2 eq. (7)–(8); positions (B, T, C)."""
+        return rff_kernel(pos_q, pos_k, self.code.freqs, self.code.gains, self.code.offsets)
+
+    def kernel_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
+        """Closed form of ``scores``: eq. (7)–(8) if unpooled; with the cross terms if pooled."""
+        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        if not self.pooled:
+            return rff_scores(q, k, self.kernel(pos_q, pos_k))
+        code = self.code
+        return rff_pooled_scores(q, k, pos_q, pos_k, code.freqs, code.gains, code.offsets)

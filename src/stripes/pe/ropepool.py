@@ -1,0 +1,70 @@
+"""RoPEPool (P1 §III-D, eq. (23), (26)): rotate each pair as RoPE, then sum its two coordinates.
+
+Per pair d: z_d(a) = [R(θ_d) a_(2d−1:2d)]₁ + [R(θ_d) a_(2d−1:2d)]₂ = a₁(cos θ + sin θ) + a₂(cos θ − sin θ),
+so out_dim = D/2. Frequencies (H, D/2, C) are learnable per head and initialised as RoPE(C).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.fourier import angles, rotate_pairs
+from stripes.pe.rope import rope_init_frequencies
+
+
+def ropepool_kernel(q: Tensor, k: Tensor, theta_q: Tensor, theta_k: Tensor) -> Tensor:
+    """Closed-form RoPEPool scores (B, H, Tq, Tk), written term by term.
+
+    # P1 eq. (23): a_mn = Σ_d (q₁k₁ + q₂k₂) cos Δ⁻ + (q₁k₂ − q₂k₁) sin Δ⁻
+    #                        + (q₁k₁ − q₂k₂) sin Δ⁺ + (q₁k₂ + q₂k₁) cos Δ⁺,
+    #   Δ⁻ = θ_d(m) − θ_d(n), Δ⁺ = θ_d(m) + θ_d(n)
+    """
+    q1, q2, k1, k2 = q[..., 0::2], q[..., 1::2], k[..., 0::2], k[..., 1::2]
+
+    def outer(a: Tensor, b: Tensor) -> Tensor:
+        return torch.einsum("bmhd,bnhd->bhmnd", a, b)
+
+    tq = theta_q.permute(0, 2, 1, 3).unsqueeze(3)
+    tk = theta_k.permute(0, 2, 1, 3).unsqueeze(2)
+    dm, dp = tq - tk, tq + tk
+    a11, a22, a12, a21 = outer(q1, k1), outer(q2, k2), outer(q1, k2), outer(q2, k1)
+    terms = (
+        (a11 + a22) * torch.cos(dm)
+        + (a12 - a21) * torch.sin(dm)
+        + (a11 - a22) * torch.sin(dp)
+        + (a12 + a21) * torch.cos(dp)
+    )
+    return terms.sum(-1)
+
+
+class RoPEPool(QKPositionalEncoding):
+    """Pooled rotary PE: q, k (B, T, H, D) → (B, T, H, D/2)."""
+
+    description = (
+        "RoPEPool (P1 eq. 23): RoPE rotation then per-pair sum, learnable per-head freqs; out_dim D/2"
+    )
+
+    def __init__(self, head_dim: int, n_heads: int, context_dim: int = 1, base: float = 10000.0) -> None:
+        check_dims(head_dim, n_heads, context_dim, even=True)
+        super().__init__(head_dim, n_heads, context_dim)
+        self.out_dim = head_dim // 2
+        self.freqs = nn.Parameter(rope_init_frequencies(n_heads, head_dim, context_dim, "C", base))
+
+    def theta(self, pos: Tensor) -> Tensor:
+        """pos (B, T, C) → angles (B, T, H, D/2)."""
+        return angles(pos, self.freqs)
+
+    @staticmethod
+    def _pool(x: Tensor, theta: Tensor) -> Tensor:
+        rotated = rotate_pairs(x, theta)  # P1 eq. (22)
+        return rotated[..., 0::2] + rotated[..., 1::2]  # sum of the pair's two coordinates
+
+    def _encode(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
+        return self._pool(q, self.theta(pos_q)), self._pool(k, self.theta(pos_k))
+
+    def kernel_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
+        """Closed form eq. (23) with this module's frequencies, (B, H, Tq, Tk)."""
+        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        return ropepool_kernel(q, k, self.theta(pos_q), self.theta(pos_k))

@@ -1,0 +1,116 @@
+"""F-StrIPE:SFF (P2 eq. (6)) and sineSPE (Liutkus et al. 2021; P1 eq. (6)–(7), P2 eq. (4)–(5)).
+
+Stochastic codes: per (head, dim), Ω_d(p) λ̈_d (as in F-StrIPE, query-side phases) times Gaussian noise
+Z_d ∈ R^{2N_f × R}, pooled over d:  q̂_r = Σ_d q_d [Ω^Q_d(p) λ̈_d Z_d]_r / √(N_f R)    # P1 eq. (7), P2 eq. (6)
+With Z ~ N(0, 1), E[q̂·k̂] = Σ_d q_d k_d P_d with P_d the RFF kernel of P2 eq. (7)–(8) (the ½ of √(2N_f)
+moved into 1/√N_f, papers.md §4.3) and 1/R makes the product a Monte-Carlo mean; it converges as R → ∞.
+Optional gating (SPE): q̄_d ← √(1−σ(g_d)) q̄_d + √σ(g_d) ε_d, with ε (H, D, R) ~ N(0, 1)/√R shared by q and k,
+so P_d ← (1 − σ(g_d)) P_d + σ(g_d).
+Noise is drawn afresh on every forward in training; in eval the seeded buffers ``z_eval``/``eps_eval``
+(saved in the state dict) are used, so eval is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from stripes.errors import ConfigError
+from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.fourier import check_chunk_size, fourier_pool
+from stripes.pe.fstripe import FourierCodeParams, rff_kernel, rff_scores
+
+
+class FStripeSFF(QKPositionalEncoding):
+    """Stochastic Fourier features over C levels: (B, T, H, D) → (B, T, H, R)."""
+
+    description = "F-StrIPE:SFF (P2 eq. 6): sineSPE with vector structure labels, R realizations; out_dim R"
+    stochastic = True
+
+    def __init__(
+        self,
+        head_dim: int,
+        n_heads: int,
+        context_dim: int = 1,
+        n_sines: int = 5,
+        n_realizations: int = 64,
+        gated: bool = False,
+        seed: int = 0,
+        chunk_size: int | None = 128,
+    ) -> None:
+        check_dims(head_dim, n_heads, context_dim)
+        if isinstance(n_realizations, bool) or not isinstance(n_realizations, int) or n_realizations < 1:
+            raise ConfigError(f"n_realizations must be a positive integer, got {n_realizations!r}")
+        super().__init__(head_dim, n_heads, context_dim)
+        self.code = FourierCodeParams(n_heads, head_dim, context_dim, n_sines)
+        self.n_sines = n_sines
+        self.n_realizations = n_realizations
+        self.out_dim = n_realizations
+        self.chunk_size = check_chunk_size(chunk_size)
+        self.gated = bool(gated)
+        self.gate = nn.Parameter(torch.randn(n_heads, head_dim)) if self.gated else None
+        gen = torch.Generator().manual_seed(int(seed))
+        self.register_buffer(
+            "z_eval", torch.randn(n_heads, head_dim, 2 * n_sines, n_realizations, generator=gen)
+        )
+        self.register_buffer("eps_eval", torch.randn(n_heads, head_dim, n_realizations, generator=gen))
+
+    def _noise(self) -> tuple[Tensor, Tensor]:
+        if self.training:
+            return torch.randn_like(self.z_eval), torch.randn_like(self.eps_eval)
+        return self.z_eval, self.eps_eval
+
+    def _encode(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
+        z, eps = self._noise()
+        mix = z / math.sqrt(self.n_sines * self.n_realizations)
+        freqs, gains = self.code.freqs, self.code.gains
+        if self.gated:
+            s = torch.sigmoid(self.gate).to(q.dtype)
+            eps = eps.to(q.dtype) / math.sqrt(self.n_realizations)
+            q_pos, k_pos = q * torch.sqrt(1 - s), k * torch.sqrt(1 - s)
+            q_out = fourier_pool(q_pos, pos_q, freqs, gains, self.code.offsets, mix, self.chunk_size)
+            k_out = fourier_pool(k_pos, pos_k, freqs, gains, None, mix, self.chunk_size)
+            q_out = q_out + torch.einsum("bthd,hdr->bthr", q * torch.sqrt(s), eps)
+            k_out = k_out + torch.einsum("bthd,hdr->bthr", k * torch.sqrt(s), eps)
+            return q_out, k_out
+        q_out = fourier_pool(q, pos_q, freqs, gains, self.code.offsets, mix, self.chunk_size)
+        k_out = fourier_pool(k, pos_k, freqs, gains, None, mix, self.chunk_size)
+        return q_out, k_out
+
+    def kernel(self, pos_q: Tensor, pos_k: Tensor) -> Tensor:
+        """Expected positional matrices (B, H, D, Tq, Tk): RFF kernel (P2 eq. 7–8), gated if enabled."""
+        p = rff_kernel(pos_q, pos_k, self.code.freqs, self.code.gains, self.code.offsets)
+        if self.gated:
+            s = torch.sigmoid(self.gate).to(p.dtype)[None, :, :, None, None]
+            p = (1 - s) * p + s
+        return p
+
+    def expected_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
+        """The R → ∞ limit of ``scores``: Σ_d q_md k_nd P_d[m, n], (B, H, Tq, Tk)."""
+        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        return rff_scores(q, k, self.kernel(pos_q, pos_k))
+
+
+class SPE(FStripeSFF):
+    """sineSPE (gated by default): the SFF code with one scalar position per step (C = 1, TIME context)."""
+
+    description = "SPE (Liutkus et al. 2021): gated sineSPE on scalar (TIME) positions; out_dim R"
+
+    def __init__(
+        self,
+        head_dim: int,
+        n_heads: int,
+        context_dim: int = 1,
+        n_sines: int = 5,
+        n_realizations: int = 64,
+        gated: bool = True,
+        seed: int = 0,
+        chunk_size: int | None = 128,
+    ) -> None:
+        if context_dim != 1:
+            raise ConfigError(
+                f"spe takes scalar positions (context_dim 1), got {context_dim}; use fstripe_sff"
+            )
+        super().__init__(head_dim, n_heads, 1, n_sines, n_realizations, gated, seed, chunk_size)
