@@ -84,3 +84,15 @@ def test_chunked_equals_unchunked(pooled):
     grads = dict(chunked.named_parameters())
     for name, param in full.named_parameters():
         torch.testing.assert_close(param.grad, grads[name].grad, rtol=1e-10, atol=1e-12)
+
+
+def test_code_parametrisation_is_spe_like():
+    """F = sigmoid(raw)/2 ∈ (0, 0.5) cycles per unit (raw ~ N(−4, 1)), λ = softplus(raw gains) (P2, SPE)."""
+    pe = build_pe("fstripe", head_dim=16, n_heads=4, context_dim=3, n_sines=8)
+    code = pe.code
+    raw_f, raw_g = code.raw_freqs.detach().double(), code.raw_gains.detach().double()
+    torch.testing.assert_close(code.freqs.detach().double(), 1 / (2 * (1 + torch.exp(-raw_f))))
+    torch.testing.assert_close(code.gains.detach().double(), torch.log1p(torch.exp(raw_g)))
+    assert code.freqs.shape == (4, 16, 8, 3) and code.gains.shape == code.offsets.shape == (4, 16, 8)
+    assert 0 < code.freqs.min() and code.freqs.max() < 0.5
+    assert abs(raw_f.mean().item() + 4.0) < 0.2

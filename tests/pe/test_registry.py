@@ -170,3 +170,32 @@ def test_fixed_rope_variants_have_no_parameters():
     for v in ("A", "B"):
         pe = build_pe("rope", head_dim=8, n_heads=2, variant=v)
         assert list(pe.parameters()) == [] and "freqs" in dict(pe.named_buffers())
+
+
+@pytest.mark.parametrize("name", QK)
+def test_bf16_autocast_keeps_positions_and_angles_in_float32(name):
+    """Under bf16 autocast (the CUDA training default) q, k arrive in bf16: positions ≥ 256 and angles f·p
+    must not be rounded to bf16, so the codes stay within bf16 rounding of the float64 reference."""
+    kw = {"variant": "A"} if name == "rope" else {}
+    pe = small(name, **kw).eval()
+    q, k = rand_qk(b=1, tq=600, dtype=torch.float32)
+    q, k = q.bfloat16(), k.bfloat16()
+    pos = torch.arange(600, dtype=torch.float32)[None, :, None] + 0.5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q_out, k_out = pe(q, k, pos)
+    assert q_out.dtype == k_out.dtype == torch.bfloat16
+    ref_q, ref_k = pe.double()(q.double(), k.double(), pos.double())
+    for out, ref in ((q_out, ref_q), (k_out, ref_k)):
+        err = (out.double() - ref).abs().max() / ref.abs().max()
+        assert err < 1e-2, err
+
+
+def test_srpe_bf16_autocast_keeps_labels_in_float32():
+    pe = build_pe("srpe", head_dim=4, n_heads=2, d_model=8)
+    q = torch.randn(1, 300, 2, 4).bfloat16()
+    pos = torch.arange(300, dtype=torch.float32)[None, :, None] + 100.0  # chord-like ids up to 399
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bias = pe.bias(pos, None, q=q)
+    assert bias.dtype == torch.bfloat16
+    ref = pe.double().bias(pos.double(), None, q=q.double())
+    assert (bias.double() - ref).abs().max() / ref.abs().max() < 1e-2

@@ -77,6 +77,9 @@ def test_frequency_schedules():
     grid = 10000.0 ** (-torch.arange(h * d // 2, dtype=torch.float64) / (h * d // 2))
     torch.testing.assert_close(b.flatten().sort().values, grid.sort().values, rtol=1e-6, atol=0)
     assert len(set(b.flatten().tolist())) == h * d // 2
+    # strided slices: head h takes grid index j = d·H + h, so every head spans the whole range
+    j = torch.arange(d // 2, dtype=torch.float64)[None, :] * h + torch.arange(h, dtype=torch.float64)[:, None]
+    torch.testing.assert_close(b, 10000.0 ** (-j / (h * d // 2)), rtol=1e-6, atol=0)
     c = build_pe("rope", head_dim=d, n_heads=h, variant="C", context_dim=12)
     torch.testing.assert_close(c.freqs.detach(), b.float()[..., None].expand(-1, -1, 12))
 

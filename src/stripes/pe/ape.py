@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from stripes.errors import ConfigError
-from stripes.pe.base import PEInputError, check_positions
+from stripes.pe.base import PEInputError, check_positions, compute_dtype
 
 P3_BASES = (7920.0, 9919.0, 10001.0, 11339.0)
 
@@ -69,7 +69,8 @@ class InputPositionalEncoding(nn.Module):
     def _check(self, pos: Tensor) -> Tensor:
         if not isinstance(pos, Tensor) or pos.dim() not in (2, 3):
             raise PEInputError(f"pos must be a (B, T, C) tensor, got {getattr(pos, 'shape', pos)!r}")
-        dtype = pos.dtype if pos.is_floating_point() else torch.get_default_dtype()
+        # bf16/fp16 labels would be rounded (bf16 is exact for integers up to 256 only): float32 at least
+        dtype = compute_dtype(pos.dtype) if pos.is_floating_point() else torch.get_default_dtype()
         return check_positions(pos, pos.shape[0], pos.shape[1], self.context_dim, "pos", dtype)
 
     def forward(self, pos: Tensor) -> Tensor:

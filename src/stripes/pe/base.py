@@ -2,6 +2,10 @@
 
 Shapes: q, k are (B, T, H, D); positions are float (B, T, C). A q/k-level PE maps q, k to
 (B, T, H, out_dim); ``scores`` returns (B, H, Tq, Tk) = q_out · k_out.
+
+Precision: positions, angles and codes are computed in ``compute_dtype(q.dtype)`` (float32 at least) with
+autocast disabled, and the outputs are cast back to q's dtype. In bf16/fp16 the labels themselves would be
+rounded (bf16 holds integers exactly only up to 256) and angles f·p of size ~10³ would lose all accuracy.
 """
 
 from __future__ import annotations
@@ -42,10 +46,18 @@ def check_positions(
     return pos.to(dtype)
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype PEs compute in: ``dtype`` promoted to float32 at least (bf16/fp16 → float32)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def check_qk(
     q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None, n_heads: int, head_dim: int, context_dim: int
 ) -> tuple[Tensor, Tensor]:
-    """Check q (B, Tq, H, D), k (B, Tk, H, D) and positions; return pos_q, pos_k as (B, T, C) in q's dtype."""
+    """Check q (B, Tq, H, D), k (B, Tk, H, D) and positions; return pos_q, pos_k as (B, T, C).
+
+    Positions come back in ``compute_dtype(q.dtype)`` (float32 at least), never in bf16/fp16.
+    """
     for name, x in (("q", q), ("k", k)):
         if not isinstance(x, Tensor) or x.dim() != 4:
             raise PEInputError(f"{name} must be a 4-d tensor (B, T, H, D), got {getattr(x, 'shape', x)!r}")
@@ -63,16 +75,17 @@ def check_qk(
         if q.shape[1] != k.shape[1]:
             raise PEInputError("pos_k is required when q and k have different lengths")
         pos_k = pos_q
-    pos_q = check_positions(pos_q, q.shape[0], q.shape[1], context_dim, "pos_q", q.dtype)
-    pos_k = check_positions(pos_k, k.shape[0], k.shape[1], context_dim, "pos_k", q.dtype)
+    dtype = compute_dtype(q.dtype)
+    pos_q = check_positions(pos_q, q.shape[0], q.shape[1], context_dim, "pos_q", dtype)
+    pos_k = check_positions(pos_k, k.shape[0], k.shape[1], context_dim, "pos_k", dtype)
     return pos_q, pos_k
 
 
 class QKPositionalEncoding(nn.Module):
     """Base class of q/k-level PEs: ``q_out, k_out = pe(q, k, pos_q, pos_k=None)``.
 
-    Subclasses implement ``_encode(q, k, pos_q, pos_k)`` on checked inputs (positions (B, T, C) in q's
-    dtype) and set ``out_dim``, ``description``.
+    Subclasses implement ``_encode(q, k, pos_q, pos_k)`` on checked inputs (q, k and positions (B, T, C)
+    all in ``compute_dtype(q.dtype)``, autocast off) and set ``out_dim``, ``description``.
     """
 
     kind = "qk"
@@ -91,10 +104,20 @@ class QKPositionalEncoding(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """q (B, Tq, H, D), k (B, Tk, H, D), pos (B, T, C) → q_out (B, Tq, H, out), k_out (B, Tk, H, out)."""
         pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
-        return self._encode(q, k, pos_q, pos_k)
+        dtype, work = q.dtype, pos_q.dtype
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            q_out, k_out = self._encode(q.to(work), k.to(work), pos_q, pos_k)
+        return q_out.to(dtype), k_out.to(dtype)
 
     def _encode(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def _checked(
+        self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Checked q, k, pos_q, pos_k, all in ``compute_dtype(q.dtype)`` (for the closed-form kernels)."""
+        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        return q.to(pos_q.dtype), k.to(pos_q.dtype), pos_q, pos_k
 
     def scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
         """Attention logits before any feature map: (B, H, Tq, Tk) = q_out · k_out."""

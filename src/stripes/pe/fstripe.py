@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stripes.errors import ConfigError
-from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.base import QKPositionalEncoding, check_dims
 from stripes.pe.fourier import TWO_PI, check_chunk_size, fourier_phase, fourier_pool
 
 
@@ -113,7 +113,7 @@ class FStripe(QKPositionalEncoding):
 
     def kernel_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
         """Closed form of ``scores``: eq. (7)–(8) if unpooled; with the cross terms if pooled."""
-        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        q, k, pos_q, pos_k = self._checked(q, k, pos_q, pos_k)
         if not self.pooled:
             return rff_scores(q, k, self.kernel(pos_q, pos_k))
         code = self.code

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.base import QKPositionalEncoding, check_dims
 from stripes.pe.fourier import angles
 from stripes.pe.rope import rope_init_frequencies
 
@@ -65,6 +65,6 @@ class FStripe1(QKPositionalEncoding):
 
     def kernel_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
         """Closed form matching ``scores``: eq. (15) if unpooled, eq. (15) plus cross terms if pooled."""
-        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        q, k, pos_q, pos_k = self._checked(q, k, pos_q, pos_k)
         kernel = fstripe1_pooled_kernel if self.pooled else fstripe1_kernel
         return kernel(q, k, self.theta(pos_q), self.theta(pos_k))

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from stripes.errors import ConfigError
-from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.base import QKPositionalEncoding, check_dims
 from stripes.pe.fourier import angles, geometric_frequencies, rotate_pairs
 
 
@@ -64,5 +64,5 @@ class RoPE(QKPositionalEncoding):
 
     def kernel_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
         """Closed form eq. (14) evaluated with this module's frequencies, (B, H, Tq, Tk)."""
-        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        q, k, pos_q, pos_k = self._checked(q, k, pos_q, pos_k)
         return rope_kernel(q, k, self.theta(pos_q), self.theta(pos_k))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.base import QKPositionalEncoding, check_dims
 from stripes.pe.fourier import angles, rotate_pairs
 from stripes.pe.rope import rope_init_frequencies
 
@@ -66,5 +66,5 @@ class RoPEPool(QKPositionalEncoding):
 
     def kernel_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
         """Closed form eq. (23) with this module's frequencies, (B, H, Tq, Tk)."""
-        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        q, k, pos_q, pos_k = self._checked(q, k, pos_q, pos_k)
         return ropepool_kernel(q, k, self.theta(pos_q), self.theta(pos_k))

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from stripes.errors import ConfigError
-from stripes.pe.base import QKPositionalEncoding, check_dims, check_qk
+from stripes.pe.base import QKPositionalEncoding, check_dims
 from stripes.pe.fourier import check_chunk_size, fourier_pool
 from stripes.pe.fstripe import FourierCodeParams, rff_kernel, rff_scores
 
@@ -89,7 +89,7 @@ class FStripeSFF(QKPositionalEncoding):
 
     def expected_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
         """The R → ∞ limit of ``scores``: Σ_d q_md k_nd P_d[m, n], (B, H, Tq, Tk)."""
-        pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        q, k, pos_q, pos_k = self._checked(q, k, pos_q, pos_k)
         return rff_scores(q, k, self.kernel(pos_q, pos_k))
 
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from stripes.errors import ConfigError
 from stripes.pe.ape import check_d_model, p3_frequencies, resolve_bases
-from stripes.pe.base import PEInputError, check_positions
+from stripes.pe.base import PEInputError, check_positions, compute_dtype
 
 
 class SRPE(nn.Module):
@@ -51,7 +51,14 @@ class SRPE(nn.Module):
 
     def bias(self, pos_q: Tensor, pos_k: Tensor | None = None, q: Tensor | None = None) -> Tensor:
         """pos (B, T, C), optional q (B, Tq, H, D) → bias (B, H, Tq, Tk)."""
-        dtype = q.dtype if q is not None else torch.get_default_dtype()
+        out_dtype = q.dtype if q is not None else torch.get_default_dtype()
+        # labels (chord ids up to 395) and angles are not representable in bf16/fp16: float32 at least
+        dtype = compute_dtype(out_dtype)
+        device_type = pos_q.device.type if isinstance(pos_q, Tensor) else "cpu"
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._bias(pos_q, pos_k, q, dtype).to(out_dtype)
+
+    def _bias(self, pos_q: Tensor, pos_k: Tensor | None, q: Tensor | None, dtype: torch.dtype) -> Tensor:
         if not isinstance(pos_q, Tensor) or pos_q.dim() not in (2, 3):
             raise PEInputError(f"pos_q must be a (B, T, C) tensor, got {getattr(pos_q, 'shape', pos_q)!r}")
         pos_k = pos_q if pos_k is None else pos_k
@@ -66,7 +73,7 @@ class SRPE(nn.Module):
         else:
             if q.dim() != 4 or tuple(q.shape) != (b, tq, h, dh):
                 raise PEInputError(f"q must have shape (B={b}, Tq={tq}, H={h}, D={dh}), got {tuple(q.shape)}")
-            qs = q / math.sqrt(dh)
+            qs = q.to(dtype) / math.sqrt(dh)
         # row i·H + h of W_s belongs to head h: W_s viewed as (d_head, H, d_model)
         w = self.proj.to(dtype).view(self.context_dim, dh, h, self.d_model)
         u = torch.einsum("bmhi,sihj->bmhsj", qs, w)  # (B, Tq, H, C, d_model)
