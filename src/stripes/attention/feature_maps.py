@@ -1,0 +1,265 @@
+"""Feature maps phi for kernelized (linear) attention: FAVOR+, elu+1, relu, identity.
+
+Every map takes (B, T, H, D) and returns (B, T, H, M). Random features (FAVOR+) live in a buffer, so they are
+saved in the state dict and move with ``.to(device)``; they are redrawn only in training mode and only when
+:meth:`FeatureMap.maybe_redraw` is called (the attention layer calls it once per forward, so q and k of one
+forward always share the same draw).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stripes.errors import ConfigError
+
+RedrawPolicy = str | float
+
+
+def _check_input(x: torch.Tensor, in_dim: int) -> None:
+    if x.dim() < 2 or x.shape[-1] != in_dim:
+        raise ConfigError(f"feature map expects (B, T, H, {in_dim}) inputs, got shape {tuple(x.shape)}")
+
+
+def _make_generator(seed: int | torch.Generator | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    if isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _parse_redraw(redraw: RedrawPolicy) -> float:
+    """Return the redraw probability per training forward: 0 = fixed, 1 = every step."""
+    if isinstance(redraw, str):
+        table = {"fixed": 0.0, "never": 0.0, "step": 1.0, "always": 1.0}
+        if redraw not in table:
+            raise ConfigError(f"redraw must be 'fixed', 'step' or a probability in [0, 1], got {redraw!r}")
+        return table[redraw]
+    if isinstance(redraw, bool) or not isinstance(redraw, (int, float)) or not 0.0 <= float(redraw) <= 1.0:
+        raise ConfigError(f"redraw must be 'fixed', 'step' or a probability in [0, 1], got {redraw!r}")
+    return float(redraw)
+
+
+def orthogonal_gaussian_matrix(
+    n_rows: int, n_cols: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """(n_rows, n_cols) random matrix with orthogonal rows inside each block of ``n_cols`` rows.
+
+    Each square Gaussian block is orthogonalised by QR (on the CPU, in float64) and its rows are rescaled by
+    independent chi(n_cols) norms, so every row is marginally N(0, I) (FAVOR+ orthogonal random features).
+    """
+    blocks = []
+    remaining = n_rows
+    while remaining > 0:
+        g = torch.randn(n_cols, n_cols, generator=generator, dtype=torch.float64)
+        q, r = torch.linalg.qr(g)
+        q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)  # unique QR -> Haar-distributed q
+        blocks.append(q.T[: min(remaining, n_cols)])
+        remaining -= n_cols
+    w = torch.cat(blocks, dim=0)
+    norms = torch.randn(n_rows, n_cols, generator=generator, dtype=torch.float64).norm(dim=1, keepdim=True)
+    return (w * norms).to(dtype)
+
+
+class FeatureMap(nn.Module):
+    """Base class: ``phi(x, role, key_padding_mask)`` maps (B, T, H, in_dim) to (B, T, H, out_dim).
+
+    ``role`` is "query", "key" or None and ``key_padding_mask`` (B, T) bool marks padded keys; only FAVOR+
+    uses them (for its stabilisers, which must ignore padded keys).
+    """
+
+    in_dim: int
+    out_dim: int
+
+    def maybe_redraw(self) -> bool:
+        """Apply the redraw policy (training mode only). Returns True if new features were drawn."""
+        return False
+
+    def redraw_(self) -> None:
+        """Draw new random features now (no-op for deterministic maps)."""
+
+    def forward(
+        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class EluFeatureMap(FeatureMap):
+    """phi(x) = elu(x) + 1 (Katharopoulos et al. 2020), M = D."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.in_dim = self.out_dim = in_dim
+
+    def forward(
+        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        _check_input(x, self.in_dim)
+        return F.elu(x) + 1.0
+
+
+class ReluFeatureMap(FeatureMap):
+    """phi(x) = relu(x), M = D."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.in_dim = self.out_dim = in_dim
+
+    def forward(
+        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        _check_input(x, self.in_dim)
+        return F.relu(x)
+
+
+class IdentityFeatureMap(FeatureMap):
+    """phi(x) = x, M = D (the kernel is the plain dot product; the denominator may vanish)."""
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.in_dim = self.out_dim = in_dim
+
+    def forward(
+        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        _check_input(x, self.in_dim)
+        return x
+
+
+class FavorFeatureMap(FeatureMap):
+    """FAVOR+ positive orthogonal random features (Choromanski et al. 2021), estimating exp(q.k / sqrt(D)).
+
+    x <- x * scale (default D^-1/4, i.e. softmax temperature 1/sqrt(D)); with M/2 orthogonal rows w_i,
+    phi(x) = [exp(w_i.x - |x|^2/2 - c), exp(-w_i.x - |x|^2/2 - c)]_i / sqrt(M)  (antithetic pairs), so that
+    E[phi(x).phi(y)] = exp(x.y) when c = 0.
+
+    Stabilisers c (both cancel exactly in the attention ratio phi(q).S / phi(q).z, up to eps):
+    - role="query": c = max over the M exponents of that token (per token);
+    - role="key": c = max over the whole sequence and all features per (batch, head), detached, when
+      ``stabilize_keys`` is True. This is a per-sequence constant, so it uses future keys *numerically* but
+      not in value; for token-by-token generation with :func:`linear_attention_step` build the map with
+      ``stabilize_keys=False`` so keys get the same features in both modes.
+    - role=None: no stabiliser (unbiased kernel estimate).
+    The exponents are computed in float32 at least, also under autocast.
+    """
+
+    omega: torch.Tensor
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_features: int | None = None,
+        redraw: RedrawPolicy = "fixed",
+        seed: int | torch.Generator | None = None,
+        scale: float | None = None,
+        stabilize_keys: bool = True,
+    ) -> None:
+        super().__init__()
+        if in_dim < 1:
+            raise ConfigError(f"feature map input dim must be >= 1, got {in_dim}")
+        n_features = 2 * in_dim if n_features is None else n_features
+        bad = isinstance(n_features, bool) or not isinstance(n_features, int)
+        if bad or n_features < 2 or n_features % 2:
+            raise ConfigError(f"FAVOR+ needs an even number of features >= 2, got {n_features!r}")
+        self.in_dim = in_dim
+        self.out_dim = n_features
+        self.redraw_prob = _parse_redraw(redraw)
+        self.scale = in_dim**-0.25 if scale is None else float(scale)
+        self.stabilize_keys = stabilize_keys
+        self._generator = _make_generator(seed)
+        self.register_buffer("omega", torch.empty(n_features // 2, in_dim))
+        self.redraw_()
+
+    def extra_repr(self) -> str:
+        return f"in_dim={self.in_dim}, n_features={self.out_dim}, redraw_prob={self.redraw_prob}"
+
+    @torch.no_grad()
+    def redraw_(self) -> None:
+        w = orthogonal_gaussian_matrix(self.out_dim // 2, self.in_dim, self._generator)
+        self.omega.copy_(w.to(self.omega.device, self.omega.dtype))
+
+    def maybe_redraw(self) -> bool:
+        if not self.training or self.redraw_prob <= 0.0:
+            return False
+        if self.redraw_prob < 1.0:
+            u = torch.rand((), generator=self._generator).item()
+            if u >= self.redraw_prob:
+                return False
+        self.redraw_()
+        return True
+
+    def forward(
+        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, T, H, D) -> (B, T, H, M) positive features, dtype promote(x.dtype, float32).
+
+        ``key_padding_mask`` (B, T) bool, True = pad: padded keys do not enter the key stabiliser.
+        """
+        _check_input(x, self.in_dim)
+        if role not in (None, "query", "key"):
+            raise ConfigError(f"role must be 'query', 'key' or None, got {role!r}")
+        if role == "key" and self.stabilize_keys and x.dim() != 4:
+            raise ConfigError(f"key features need (B, T, H, D) inputs, got shape {tuple(x.shape)}")
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.to(dtype)
+            w = self.omega.to(dtype) * self.scale
+            # u = [w_i.x, -w_i.x]_i with x already scaled: one matmul, no concatenation of big tensors
+            u = x @ torch.cat([w, -w], dim=0).T  # (..., M)
+            half_log_m = 0.5 * math.log(self.out_dim)
+            if role == "query":
+                # per-token constants cancel in phi(q).S / phi(q).z, so |x|^2/2 is absorbed by the max
+                shift = u.detach().amax(dim=-1, keepdim=True)
+            else:
+                shift = 0.5 * (self.scale**2) * (x * x).sum(dim=-1, keepdim=True)  # |x|^2 / 2
+                if role == "key" and self.stabilize_keys:
+                    top = u.detach().amax(dim=-1, keepdim=True) - shift.detach()  # (B, T, H, 1)
+                    if key_padding_mask is not None:
+                        if key_padding_mask.shape != x.shape[:2] or key_padding_mask.dtype != torch.bool:
+                            raise ConfigError(
+                                f"key_padding_mask must be a bool tensor of shape {tuple(x.shape[:2])}, got "
+                                f"{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+                            )
+                        top = top.masked_fill(key_padding_mask[:, :, None, None], float("-inf"))
+                    top = top.amax(dim=1, keepdim=True)
+                    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # all keys padded
+                    shift = shift + top  # one constant per (batch, head): max over the sequence and features
+            # FAVOR+ positive random features: phi(x) = exp(w.x - |x|^2/2 - c) / sqrt(M)
+            return torch.exp(u - (shift + half_log_m))
+
+FEATURE_MAPS = ("favor", "elu", "relu", "identity")
+
+
+def build_feature_map(
+    name: str,
+    in_dim: int,
+    n_features: int | None = None,
+    redraw: RedrawPolicy = "fixed",
+    seed: int | torch.Generator | None = None,
+    **options: object,
+) -> FeatureMap:
+    """Build a feature map by name ('favor', 'elu', 'relu', 'identity').
+
+    ``n_features`` (M), ``redraw`` ('fixed', 'step' or a probability per training forward) and ``seed`` (int
+    or torch.Generator) apply to 'favor'; ``options`` go to :class:`FavorFeatureMap` (``scale``,
+    ``stabilize_keys``). Deterministic maps have M = in_dim and reject a different ``n_features``.
+    """
+    if isinstance(in_dim, bool) or not isinstance(in_dim, int) or in_dim < 1:
+        raise ConfigError(f"feature map input dim must be a positive int, got {in_dim!r}")
+    if name == "favor":
+        return FavorFeatureMap(in_dim, n_features, redraw=redraw, seed=seed, **options)  # type: ignore[arg-type]
+    simple = {"elu": EluFeatureMap, "relu": ReluFeatureMap, "identity": IdentityFeatureMap}
+    if name not in simple:
+        raise ConfigError(f"unknown feature map {name!r}; choose one of {', '.join(FEATURE_MAPS)}")
+    if options:
+        raise ConfigError(f"feature map {name!r} takes no options, got {sorted(options)}")
+    if n_features is not None and n_features != in_dim:
+        raise ConfigError(f"feature map {name!r} has M = in_dim = {in_dim}; got n_features={n_features}")
+    _parse_redraw(redraw)
+    return simple[name](in_dim)

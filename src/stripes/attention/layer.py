@@ -1,0 +1,162 @@
+"""Multi-head attention layer: projections -> PE on q, k -> feature map -> attention -> output projection."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from stripes.attention.feature_maps import FeatureMap, RedrawPolicy, build_feature_map
+from stripes.attention.linear import linear_attention
+from stripes.attention.softmax import softmax_attention
+from stripes.errors import ConfigError
+
+
+class AttentionLayer(nn.Module):
+    """Self-attention with an optional positional encoding (PE) applied to q and k before the feature map.
+
+    ``pe`` follows the ``stripes.pe`` protocol (any module with a ``kind`` attribute works):
+    - kind "qk": ``q_out, k_out = pe(q, k, pos_q, pos_k)`` (B, T, H, ``pe.out_dim``); the feature map then
+      takes ``pe.out_dim`` inputs (P1/P2 and the SPE code apply the PE before phi);
+    - kind "bias": ``pe.bias(pos_q, pos_k)`` (B, H, Tq, Tk) is added to the softmax logits (softmax only);
+      if ``pe.bias`` has a ``q`` parameter it also gets the projected queries (B, T, H, D) (P3 S-RPE);
+    - kind "input": handled by the model (added to the input), so the layer applies no PE.
+    ``attention`` is "linear" (feature map + chunked linear attention) or "softmax" (SDPA).
+    Temperature: a qk PE's ``q_out . k_out`` approximates the PE-enriched q.k of dimension head_dim (P1 eq.
+    (4)), so the temperature is always 1/sqrt(head_dim), never 1/sqrt(out_dim): softmax logits are
+    q_out.k_out / sqrt(head_dim) and FAVOR+ scales its inputs by head_dim^-1/4 (override with
+    ``feature_map_options={"scale": ...}``). ``dropout`` drops attention weights (softmax) or the
+    attention output before the output projection (linear, which has no weight matrix).
+    ``n_features`` defaults to 2 x the feature map's input dim (FAVOR+); ``redraw``, ``seed`` go to the map.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        pe: Any = None,
+        attention: str = "linear",
+        feature_map: str = "favor",
+        n_features: int | None = None,
+        chunk_size: int = 64,
+        dropout: float = 0.0,
+        seed: int | torch.Generator | None = None,
+        causal: bool = True,
+        redraw: RedrawPolicy = "fixed",
+        eps: float = 1e-6,
+        feature_map_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        for name, val in (("d_model", d_model), ("n_heads", n_heads), ("chunk_size", chunk_size)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ConfigError(f"{name} must be a positive int, got {val!r}")
+        if d_model % n_heads:
+            raise ConfigError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        if attention not in ("linear", "softmax"):
+            raise ConfigError(f"attention must be 'linear' or 'softmax', got {attention!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
+        self.attention, self.causal, self.chunk_size, self.eps = attention, causal, chunk_size, eps
+        self.dropout_p = dropout
+
+        kind = getattr(pe, "kind", None) if pe is not None else None
+        if pe is not None and kind not in ("qk", "input", "bias"):
+            raise ConfigError(f"pe.kind must be 'qk', 'input' or 'bias', got {kind!r}")
+        if kind == "bias" and attention != "softmax":
+            raise ConfigError("a bias PE (e.g. srpe) needs attention='softmax' (linear has no logits)")
+        self.pe_kind = kind if kind in ("qk", "bias") else None
+        self.pe = pe if self.pe_kind is not None else None  # input PEs belong to the model
+        if self.pe_kind == "qk":
+            qk_dim = getattr(pe, "out_dim", None)
+            if isinstance(qk_dim, bool) or not isinstance(qk_dim, int) or qk_dim < 1:
+                raise ConfigError(f"a qk PE must expose a positive int out_dim, got {qk_dim!r}")
+        else:
+            qk_dim = self.head_dim
+        self.qk_dim = qk_dim
+        self._bias_takes_q = False
+        if self.pe_kind == "bias":
+            try:
+                self._bias_takes_q = "q" in inspect.signature(pe.bias).parameters
+            except (TypeError, ValueError):
+                self._bias_takes_q = False
+
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.drop = nn.Dropout(dropout)
+        self.feature_map: FeatureMap | None = None
+        if attention == "linear":
+            options = dict(feature_map_options or {})
+            if feature_map == "favor":
+                # temperature 1/sqrt(head_dim) whatever the PE's out_dim (see the class docstring)
+                options.setdefault("scale", self.head_dim**-0.25)
+            self.feature_map = build_feature_map(
+                feature_map, qk_dim, n_features=n_features, redraw=redraw, seed=seed, **options
+            )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor | None = None,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, T, d_model), pos (B, T, C) float, key_padding_mask (B, T) bool, True = pad.
+
+        Returns (B, T, d_model).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ConfigError(f"AttentionLayer expects x (B, T, {self.d_model}), got {tuple(x.shape)}")
+        b, t, _ = x.shape
+        if self.pe is not None:
+            if pos is None or pos.dim() != 3 or pos.shape[:2] != (b, t):
+                got = None if pos is None else tuple(pos.shape)
+                raise ConfigError(f"this PE needs pos of shape (B, T, C) = ({b}, {t}, C), got {got}")
+        kpm = key_padding_mask
+        if kpm is not None and (kpm.dtype != torch.bool or kpm.shape != (b, t)):
+            raise ConfigError(
+                f"key_padding_mask must be a bool tensor of shape (B, T) = {(b, t)}, "
+                f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+            )
+        shape = (b, t, self.n_heads, self.head_dim)
+        q = self.q_proj(x).view(shape)
+        k = self.k_proj(x).view(shape)
+        v = self.v_proj(x).view(shape)
+        if key_padding_mask is not None:  # padded tokens cannot inject inf / NaN into the PE or features
+            k = k.masked_fill(key_padding_mask[:, :, None, None], 0.0)
+        if self.pe_kind == "qk":
+            q, k = self.pe(q, k, pos, pos)
+        out = self._attend(q, k, v, pos, key_padding_mask)
+        if self.attention == "linear":
+            out = self.drop(out)
+        return self.out_proj(out.reshape(b, t, self.d_model))
+
+    def _attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        pos: torch.Tensor | None,
+        key_padding_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """q, k (B, T, H, qk_dim), v (B, T, H, head_dim) -> (B, T, H, head_dim)."""
+        if self.attention == "softmax":
+            bias = None
+            if self.pe_kind == "bias":  # content-dependent biases (S-RPE: q W Sin(p_m - p_n)) also get q
+                bias = self.pe.bias(pos, pos, q=q) if self._bias_takes_q else self.pe.bias(pos, pos)
+            return softmax_attention(
+                q, k, v, causal=self.causal, bias=bias, key_padding_mask=key_padding_mask,
+                dropout_p=self.dropout_p if self.training else 0.0, scale=self.head_dim**-0.5,
+            )
+        assert self.feature_map is not None
+        self.feature_map.maybe_redraw()
+        return linear_attention(
+            self.feature_map(q, role="query"),
+            self.feature_map(k, role="key", key_padding_mask=key_padding_mask),
+            v,
+            causal=self.causal,
+            chunk_size=self.chunk_size, eps=self.eps, key_padding_mask=key_padding_mask,
+        )

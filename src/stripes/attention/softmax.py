@@ -1,0 +1,72 @@
+"""Exact softmax attention through torch.nn.functional.scaled_dot_product_attention."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from stripes.errors import ConfigError
+
+
+def softmax_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool = True,
+    bias: torch.Tensor | None = None,
+    key_padding_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """y_m = sum_n softmax_n(q_m.k_n * scale + bias_mn) v_n  (P1 eq. (1)-(2)); scale defaults to 1/sqrt(D).
+
+    q (B, Tq, H, D), k (B, Tk, H, D), v (B, Tk, H, Dv) -> (B, Tq, H, Dv). ``bias`` (B or 1, H or 1, Tq, Tk)
+    is added to the logits (S-RPE); ``key_padding_mask`` (B, Tk) bool, True = padding. Queries that see no
+    key at all (every visible key padded) get a zero output instead of NaN.
+    """
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ConfigError(
+            "softmax_attention expects q, k (B, T, H, D) and v (B, T, H, Dv); got shapes "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    b, tq, h, d = q.shape
+    tk = k.shape[1]
+    if k.shape[0] != b or k.shape[2] != h or k.shape[3] != d or v.shape[:3] != k.shape[:3]:
+        raise ConfigError(
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} disagree on batch, heads or dims"
+        )
+    if causal and tq != tk:
+        raise ConfigError(f"causal attention needs as many queries as keys, got {tq} and {tk}")
+    qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
+    if bias is None and key_padding_mask is None:
+        out = F.scaled_dot_product_attention(qh, kh, vh, dropout_p=dropout_p, is_causal=causal, scale=scale)
+        return out.transpose(1, 2)
+
+    allowed = torch.ones(1, 1, tq, tk, dtype=torch.bool, device=q.device)
+    if causal:
+        allowed = allowed.tril()
+    if key_padding_mask is not None:
+        if key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (b, tk):
+            raise ConfigError(
+                f"key_padding_mask must be a bool tensor of shape (B, Tk) = {(b, tk)}, "
+                f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+            )
+        allowed = allowed & ~key_padding_mask[:, None, None, :]
+    dtype = qh.dtype
+    if bias is not None:
+        if (
+            bias.dim() != 4
+            or bias.shape[0] not in (1, b)
+            or bias.shape[1] not in (1, h)
+            or bias.shape[2:] != (tq, tk)
+        ):
+            raise ConfigError(f"bias must have shape (B or 1, H or 1, {tq}, {tk}), got {tuple(bias.shape)}")
+        mask = bias.to(dtype).masked_fill(~allowed, float("-inf"))
+    else:
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=q.device).masked_fill(~allowed, float("-inf"))
+    seen = allowed.any(dim=-1, keepdim=True)  # (B or 1, 1, Tq, 1)
+    # rows with no visible key: give them a finite mask (the result is zeroed below)
+    mask = mask.masked_fill(~seen, 0.0)
+    out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    out = out.masked_fill(~seen, 0.0)
+    return out.transpose(1, 2)
