@@ -1,0 +1,75 @@
+"""P1's significance marks (papers.md §10.5): two-sided Levene, then Student's or Welch's t-test.
+
+For each metric within a context, the method with the best mean gets
+    "*"  when it differs significantly (p < alpha) from the next-best method,
+    "†"  when it does not, but does differ from the third-best method,
+    ""   otherwise; every other method gets "".
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+from stripes.errors import DataError
+
+
+def compare(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05, center: str = "median") -> dict:
+    """Two-sided test of equal means of samples a and b.
+
+    Levene's test (``center``: scipy's default "median", i.e. Brown-Forsythe; "mean" is the original)
+    decides equal variances (p >= alpha) -> Student's t-test, else Welch's. Returns
+    {"p": t-test p-value, "test": "student" | "welch", "levene_p": float}. Degenerate samples with zero
+    variance on both sides give p = 0 when the means differ and 1 when they are equal.
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or y.ndim != 1 or x.size < 2 or y.size < 2:
+        raise DataError(f"each sample needs >= 2 values (one per seed), got sizes {x.size} and {y.size}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise DataError("samples contain NaN or inf")
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        return {"p": 0.0 if x[0] != y[0] else 1.0, "test": "student", "levene_p": 1.0}
+    with (
+        warnings.catch_warnings()
+    ):  # equal absolute deviations make Levene 0/0 (NaN): read as equal variances
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lev = float(stats.levene(x, y, center=center).pvalue)
+        lev = lev if math.isfinite(lev) else 1.0
+        equal_var = lev >= alpha
+        p = float(stats.ttest_ind(x, y, equal_var=equal_var).pvalue)
+    if not math.isfinite(p):
+        p = 1.0
+    return {"p": p, "test": "student" if equal_var else "welch", "levene_p": lev}
+
+
+def rank_methods(results: Mapping[str, Sequence[float]], higher_is_better: bool) -> list[str]:
+    """Methods sorted from best to worst mean (ties keep the input order)."""
+    means = {m: float(np.mean(v)) for m, v in results.items()}
+    return sorted(results, key=lambda m: -means[m] if higher_is_better else means[m])
+
+
+def significance_marks(
+    results: Mapping[str, Sequence[float]],
+    higher_is_better: bool,
+    *,
+    alpha: float = 0.05,
+    center: str = "median",
+) -> dict[str, str]:
+    """Marks for one metric: {method: "*" | "†" | ""} from per-seed scores {method: [score per seed]}."""
+    if len(results) < 2:
+        raise DataError(f"need at least two methods to compare, got {len(results)}")
+    order = rank_methods(results, higher_is_better)
+    marks = {m: "" for m in results}
+    best = order[0]
+    if compare(results[best], results[order[1]], alpha=alpha, center=center)["p"] < alpha:
+        marks[best] = "*"
+    elif (
+        len(order) > 2 and compare(results[best], results[order[2]], alpha=alpha, center=center)["p"] < alpha
+    ):
+        marks[best] = "†"
+    return marks

@@ -1,0 +1,42 @@
+"""Binarization of predicted probabilities (papers.md §9.3; structurePE ``binarization.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stripes.errors import DataError
+
+
+def fill_gaps(roll: np.ndarray, span: int) -> np.ndarray:
+    """Per pitch, fill every run of <= ``span`` inactive ticks that lies between two active ticks.
+
+    roll: bool (..., T, P), time on axis -2. Returns a new bool array of the same shape.
+    """
+    if span < 0:
+        raise DataError(f"merge span must be >= 0 ticks, got {span}")
+    x = np.asarray(roll, dtype=bool)
+    t = x.shape[-2]
+    idx = np.arange(t).reshape((t, 1))
+    prev = np.maximum.accumulate(np.where(x, idx, -1), axis=-2)  # last active tick <= t
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(x, idx, t), axis=-2), axis=-2), axis=-2)
+    gap = nxt - prev - 1
+    inside = (prev >= 0) & (nxt < t)
+    return x | (inside & (gap <= span))
+
+
+def binarize(probs: np.ndarray, threshold: float, merge: int | None = None) -> np.ndarray:
+    """Threshold (y = 1[p >= threshold]) and optionally merge gaps of <= ``merge`` ticks per pitch.
+
+    probs: (T, P) or (B, T, P) probabilities in [0, 1]; returns bool of the same shape.
+    """
+    p = np.asarray(probs)
+    if p.ndim not in (2, 3):
+        raise DataError(f"probabilities must be (T, P) or (B, T, P), got shape {p.shape}")
+    if not 0.0 <= threshold <= 1.0:
+        raise DataError(f"threshold must be in [0, 1], got {threshold}")
+    if not np.all(np.isfinite(p)):
+        raise DataError("probabilities contain NaN or inf")
+    y = p >= threshold
+    if merge is not None:
+        y = fill_gaps(y, int(merge))
+    return y

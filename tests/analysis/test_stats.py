@@ -1,0 +1,76 @@
+"""P1 significance marks: Levene then Student / Welch, '*' and '†'."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from stripes.analysis.stats import compare, rank_methods, significance_marks
+from stripes.errors import DataError
+
+
+def test_student_p_matches_pooled_formula():
+    a = np.array([10.0, 10.4, 9.8, 10.1, 9.7])
+    b = np.array([9.6, 9.9, 9.4, 9.8, 9.5])
+    r = compare(a, b)
+    assert r["test"] == "student"
+    n1, n2 = len(a), len(b)
+    sp2 = ((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2)
+    t = (a.mean() - b.mean()) / np.sqrt(sp2 * (1 / n1 + 1 / n2))
+    assert r["p"] == pytest.approx(2 * sps.t.sf(abs(t), n1 + n2 - 2))
+
+
+def test_unequal_variances_switch_to_welch():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.01, 20)
+    b = rng.normal(0.5, 5.0, 20)
+    r = compare(a, b)
+    assert r["levene_p"] < 0.05 and r["test"] == "welch"
+    assert r["p"] == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def test_star_when_best_beats_next_best():
+    res = {"A": [10, 10.1, 9.9, 10.05, 9.95], "B": [5, 5.2, 4.8, 5.1, 4.9], "C": [1, 1.1, 0.9, 1.0, 1.05]}
+    assert significance_marks(res, higher_is_better=True) == {"A": "*", "B": "", "C": ""}
+    # lower is better: C is best
+    assert significance_marks(res, higher_is_better=False) == {"A": "", "B": "", "C": "*"}
+
+
+def test_dagger_when_only_third_best_differs():
+    res = {
+        "best": [10.0, 10.2, 9.8, 10.1, 9.9],
+        "second": [9.9, 10.3, 9.7, 10.0, 9.8],
+        "third": [5.0, 5.1, 4.9, 5.05, 4.95],
+    }
+    assert significance_marks(res, True) == {"best": "†", "second": "", "third": ""}
+
+
+def test_no_mark_when_nothing_differs():
+    rng = np.random.default_rng(1)
+    res = {m: list(rng.normal(0, 1, 5) + 0.01 * i) for i, m in enumerate("XYZ")}
+    marks = significance_marks(res, True)
+    best = rank_methods(res, True)[0]
+    p2 = compare(res[best], res[rank_methods(res, True)[1]])["p"]
+    p3 = compare(res[best], res[rank_methods(res, True)[2]])["p"]
+    assert p2 >= 0.05 and p3 >= 0.05
+    assert set(marks.values()) == {""}
+
+
+def test_two_methods_and_degenerate_samples():
+    assert significance_marks({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}, True) == {"a": "", "b": "*"}
+    assert significance_marks({"a": [1.0, 1.0], "b": [1.0, 1.0]}, True) == {"a": "", "b": ""}
+
+
+def test_levene_zero_over_zero_reads_as_equal_variances(recwarn):
+    r = compare([1.0, 3.0], [5.0, 7.0])  # equal absolute deviations from the medians: Levene is 0/0
+    assert r["test"] == "student" and r["levene_p"] == 1.0
+    assert r["p"] == pytest.approx(sps.ttest_ind([1.0, 3.0], [5.0, 7.0]).pvalue)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_bad_input():
+    with pytest.raises(DataError):
+        significance_marks({"a": [1.0, 2.0]}, True)
+    with pytest.raises(DataError):
+        compare([1.0], [2.0, 3.0])
+    with pytest.raises(DataError):
+        compare([1.0, float("nan")], [2.0, 3.0])

@@ -1,0 +1,84 @@
+"""Binarization (threshold, threshold + merge) and the BCE helpers."""
+
+import numpy as np
+import pytest
+import torch
+
+from stripes.errors import DataError
+from stripes.metrics import bce_mean, bce_per_position, binarize, fill_gaps
+
+
+def merge_reference(y: np.ndarray, s: int) -> np.ndarray:
+    """Loop oracle: per pitch, fill between consecutive active ticks separated by <= s empty ticks."""
+    out = y.copy()
+    for p in range(y.shape[1]):
+        idx = np.nonzero(y[:, p])[0]
+        for a, b in zip(idx[:-1], idx[1:], strict=True):
+            if b - a - 1 <= s:
+                out[a:b, p] = True
+    return out
+
+
+def test_threshold_is_inclusive():
+    probs = np.full((4, 128), 0.3)
+    probs[1, 5] = 0.5
+    probs[2, 7] = 0.49
+    y = binarize(probs, 0.5)
+    assert y.dtype == bool
+    assert np.argwhere(y).tolist() == [[1, 5]]
+
+
+def test_merge_known_row():
+    row = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0], dtype=bool)[:, None].repeat(128, axis=1)
+    assert fill_gaps(row, 2)[:, 0].astype(int).tolist() == [0, 1, 1, 1, 1, 0, 0, 0, 1, 0]
+    assert fill_gaps(row, 3)[:, 0].astype(int).tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    assert fill_gaps(row, 0)[:, 0].tolist() == row[:, 0].tolist()
+
+
+def test_merge_matches_loop_oracle_and_batches():
+    rng = np.random.default_rng(0)
+    probs = rng.random((3, 64, 128))
+    for s in (1, 2, 4, 8):
+        y = binarize(probs, 0.8, merge=s)
+        for b in range(3):
+            assert np.array_equal(y[b], merge_reference(probs[b] >= 0.8, s))
+            assert np.array_equal(binarize(probs[b], 0.8, merge=s), y[b])
+
+
+def test_binarize_rejects_bad_input():
+    with pytest.raises(DataError):
+        binarize(np.zeros(5), 0.5)
+    with pytest.raises(DataError):
+        binarize(np.zeros((4, 128)), 1.5)
+    with pytest.raises(DataError):
+        binarize(np.full((4, 128), np.nan), 0.5)
+    with pytest.raises(DataError):
+        fill_gaps(np.zeros((4, 128), bool), -1)
+
+
+def test_bce_known_values_and_torch_agreement():
+    half = np.full((8, 128), 0.5)
+    y = np.zeros((8, 128))
+    assert bce_mean(half, y) == pytest.approx(np.log(2))
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.99, (2, 16, 128))
+    t = (rng.random((2, 16, 128)) < 0.1).astype(float)
+    ref = torch.nn.functional.binary_cross_entropy(torch.tensor(p), torch.tensor(t)).item()
+    assert bce_mean(p, t) == pytest.approx(ref, rel=1e-9)
+
+
+def test_bce_per_position_shape_and_consistency():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.01, 0.99, (3, 20, 128))
+    t = (rng.random((3, 20, 128)) < 0.2).astype(float)
+    per = bce_per_position(p, t)
+    assert per.shape == (20,)
+    assert per.mean() == pytest.approx(bce_mean(p, t))
+    # a perfect prediction at one position only lowers that position
+    p2 = p.copy()
+    p2[:, 5] = np.clip(t[:, 5], 1e-9, 1 - 1e-9)
+    per2 = bce_per_position(p2, t)
+    assert per2[5] < 1e-5 and np.allclose(np.delete(per2, 5), np.delete(per, 5))
+    assert bce_per_position(p[0], t[0]).shape == (20,)
+    with pytest.raises(DataError):
+        bce_mean(p, t[:, :10])
