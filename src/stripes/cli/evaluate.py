@@ -1,0 +1,42 @@
+"""``stripes evaluate RUN --bars 16|64``: test metrics of a trained run (writes metrics_{bars}.json)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a trained run on the test split",
+        description="Binarization chosen on validation; writes RUN/metrics_{bars}.json.",
+    )
+    p.add_argument("run", help="run folder written by `stripes train`")
+    p.add_argument(
+        "--bars",
+        type=int,
+        action="append",
+        choices=[16, 64],
+        help="window length in bars (repeatable; default 16)",
+    )
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--data-root")
+    p.add_argument("--cache-dir")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stripes.evaluate import evaluate_run, format_result
+
+    for bars in args.bars or [16]:
+        res = evaluate_run(
+            args.run,
+            bars,
+            data_root=args.data_root,
+            cache_dir=args.cache_dir,
+            which=args.checkpoint,
+            progress=not args.no_progress,
+        )
+        print(format_result(res))
+    return 0

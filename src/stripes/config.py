@@ -1,0 +1,306 @@
+"""Typed run configurations: dataclasses, JSON profiles, strict loading and ``key=value`` overrides.
+
+A run is described by one :class:`RunConfig`. Profiles live in ``stripes/configs/<name>.json`` and hold
+the full nested dictionary; :func:`load_run_config` reads one, applies overrides (``"train.lr=5e-4"``
+or a dict of dotted keys) and validates the result. Unknown keys and wrongly typed values raise
+:class:`stripes.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from stripes.errors import ConfigError
+
+CONTEXT_NAMES = ("time", "rep", "key", "bin", "melody", "chord", "phrase", "m", "c", "p")
+ATTENTIONS = ("linear", "softmax")
+BIAS_PES = ("srpe",)  # bias-type PEs only work with softmax attention (P3 S-RPE)
+
+
+@dataclass
+class ModelConfig:
+    """Harmonizer shape (P1 §IV-C: d=512, H=4, L=2; d_ff=512, dropout 0.1 from the P3 code)."""
+
+    d_model: int = 512
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 512
+    dropout: float = 0.1
+    n_features: int | None = None  # feature-map width M; None = attention module default
+    chunk_size: int = 64
+    redraw: str | float = "step"  # FAVOR+ random features: fixed | step | redraw probability per step
+    share_pe: bool = False  # one PE module for all layers instead of one per layer
+    pe_options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of build_pe
+    # options of the feature map; stabilize_keys=False keeps FAVOR+ strictly causal (the per-sequence key
+    # stabiliser would let future keys change earlier outputs numerically, through eps)
+    feature_map_options: dict[str, Any] = field(default_factory=lambda: {"stabilize_keys": False})
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation recipe (P1 §IV-C / P3 code, papers.md §9.2)."""
+
+    lr: float = 5e-4
+    batch_size: int = 8
+    epochs: int = 15
+    warmup_steps: int = 160
+    lr_gamma: float = 0.85  # StepLR, once per epoch
+    curriculum_epochs: float = 3.0  # length curriculum 16 -> max_len over these epochs (0 = off)
+    curriculum_min_len: int = 16
+    max_len: int | None = None  # crop training windows to this many ticks (None = full window)
+    grad_clip: float = 0.0005  # gradient-norm clipping (P3 config value; 0 = off)
+    max_train_windows: int | None = None  # random subset of training windows (fixed by seed)
+    max_val_windows: int | None = None  # first N validation windows for the per-epoch validation
+    val_metrics_windows: int = 16  # windows on which per-epoch validation metrics are computed
+    bf16: bool = True  # bf16 autocast, used on CUDA only
+    device: str = "auto"  # auto | cpu | cuda
+    tensorboard: bool = True  # also write TensorBoard scalars when tensorboard is installed
+
+
+@dataclass
+class DataConfig:
+    """Which data the run uses."""
+
+    source: str = "pop909"  # pop909 | synthetic (random rolls, for tests and benchmarks)
+    bars: int = 16  # training / validation window length in bars (64 ticks per bar)
+    synthetic_windows: int = 64  # number of windows per split for source=synthetic
+
+
+@dataclass
+class EvalConfig:
+    """Binarization grid (papers.md §9.3) and evaluation limits."""
+
+    thresholds: list[float] = field(default_factory=lambda: [0.2, 0.3, 0.4, 0.5, 0.6, 0.8])
+    merges: list[int | None] = field(default_factory=lambda: [None, 2, 4, 8])
+    criterion: str = "onset_f1"
+    max_val_windows: int | None = None  # validation windows used to choose the binarization
+    max_test_windows: int | None = None
+    n_examples: int = 2  # windows written as MIDI + PNG
+    batch_size: int = 4
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run. Experiment axes sit at the top level."""
+
+    profile: str = "paper"
+    seed: int = 0
+    pe: str = "ropepool"
+    context: str | list[str] = "bin"
+    attention: str = "linear"
+    feature_map: str = "favor"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dictionary (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """Strict construction: unknown keys or wrong types raise ConfigError."""
+        cfg = _build(cls, d, "")
+        validate(cfg)
+        return cfg
+
+    @property
+    def contexts(self) -> list[str]:
+        """Context names as a list."""
+        return [self.context] if isinstance(self.context, str) else list(self.context)
+
+    def summary(self) -> dict[str, Any]:
+        """Flat view of the main axes (pe, context, attention, feature_map, seed, lr, profile)."""
+        return {
+            "profile": self.profile,
+            "pe": self.pe,
+            "context": self.context,
+            "attention": self.attention,
+            "feature_map": self.feature_map,
+            "seed": self.seed,
+            "lr": self.train.lr,
+        }
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is list:
+        (arg,) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, arg) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, tp)
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    origin = typing.get_origin(tp)
+    if origin is list and isinstance(value, list):
+        args = typing.get_args(tp)
+        return [_coerce(v, args[0]) for v in value] if args else list(value)
+    if origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(tp):
+            if a is not type(None) and _type_ok(value, a):
+                return _coerce(value, a)
+    return value
+
+
+def _build(cls: type, d: Any, prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"config section '{prefix or '<root>'}' must be a mapping, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        where = f" in section '{prefix[:-1]}'" if prefix else ""
+        raise ConfigError(f"unknown config key(s){where}: {', '.join(prefix + k for k in unknown)}")
+    kwargs = {}
+    for name, value in d.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+            continue
+        if not _type_ok(value, tp):
+            raise ConfigError(f"config key '{prefix}{name}' has invalid value {value!r} (expected {tp})")
+        kwargs[name] = _coerce(value, tp)
+    return cls(**kwargs)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Value checks that types alone cannot express."""
+    m, t, e = cfg.model, cfg.train, cfg.eval
+    if cfg.attention not in ATTENTIONS:
+        raise ConfigError(f"attention must be one of {ATTENTIONS}, got {cfg.attention!r}")
+    if cfg.pe in BIAS_PES and cfg.attention != "softmax":
+        raise ConfigError(f"pe '{cfg.pe}' adds a bias to the attention logits: use attention=softmax")
+    for c in cfg.contexts:
+        if c not in CONTEXT_NAMES:
+            raise ConfigError(f"unknown context {c!r}; choose among {', '.join(CONTEXT_NAMES)}")
+    if not cfg.contexts:
+        raise ConfigError("context must name at least one context")
+    for name in ("d_model", "n_heads", "n_layers", "d_ff", "chunk_size"):
+        if getattr(m, name) <= 0:
+            raise ConfigError(f"model.{name} must be positive")
+    if m.d_model % m.n_heads:
+        raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ConfigError("model.dropout must be in [0, 1)")
+    if t.lr <= 0 or t.batch_size <= 0 or t.epochs <= 0:
+        raise ConfigError("train.lr, train.batch_size and train.epochs must be positive")
+    if t.warmup_steps < 0 or t.curriculum_epochs < 0 or t.grad_clip < 0 or not 0 < t.lr_gamma <= 1:
+        raise ConfigError("train.warmup_steps, curriculum_epochs, grad_clip must be >= 0, lr_gamma in (0, 1]")
+    if t.max_len is not None and t.max_len < t.curriculum_min_len:
+        raise ConfigError("train.max_len must be >= train.curriculum_min_len")
+    if t.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError("train.device must be auto, cpu or cuda")
+    if cfg.data.source not in ("pop909", "synthetic"):
+        raise ConfigError("data.source must be pop909 or synthetic")
+    if cfg.data.bars <= 0:
+        raise ConfigError("data.bars must be positive")
+    if not e.thresholds or any(not 0 < x < 1 for x in e.thresholds):
+        raise ConfigError("eval.thresholds must be a non-empty list of values in (0, 1)")
+    if not e.merges or any(s is not None and s < 1 for s in e.merges):
+        raise ConfigError("eval.merges must be a non-empty list of None or positive gap lengths")
+    if e.criterion not in ("onset_f1", "frame_f1", "cs"):
+        raise ConfigError("eval.criterion must be onset_f1, frame_f1 or cs")
+
+
+def list_profiles() -> list[str]:
+    """Names of the bundled profiles."""
+    root = resources.files("stripes") / "configs"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
+
+
+def _read_json(path: Path | Any, what: str) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{what} not found: {path}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid JSON: {exc}") from exc
+
+
+def _parse_value(text: str) -> Any:
+    low = text.strip()
+    if low.lower() in ("none", "null"):
+        return None
+    if low.lower() in ("true", "false"):
+        return low.lower() == "true"
+    try:
+        return json.loads(low)
+    except json.JSONDecodeError:
+        return low
+
+
+def parse_overrides(items: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+    """``["train.lr=5e-4", ...]`` -> ``{"train.lr": 5e-4}``; values parsed as JSON when possible."""
+    if items is None:
+        return {}
+    if isinstance(items, dict):
+        return dict(items)
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=5e-4)")
+        key, value = item.split("=", 1)
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def apply_overrides(d: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy); unknown sections are caught later by from_dict."""
+    d = json.loads(json.dumps(d))
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = d
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], dict):
+                raise ConfigError(f"unknown config section in override '{key}'")
+            node = node[p]
+        if parts[-1] not in node and not (len(parts) >= 2 and parts[-2].endswith("options")):
+            raise ConfigError(f"unknown config key in override '{key}'")
+        node[parts[-1]] = value
+    return d
+
+
+def load_run_config(
+    profile: str = "quick",
+    path: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> RunConfig:
+    """Load a profile (or a JSON file at ``path``), apply overrides, validate.
+
+    Keys missing from the file take the dataclass defaults (the ``paper`` recipe).
+    """
+    if path is not None:
+        d = _read_json(Path(path), "config file")
+    else:
+        res = resources.files("stripes") / "configs" / f"{profile}.json"
+        if not res.is_file():
+            raise ConfigError(f"unknown profile {profile!r}; available: {', '.join(list_profiles())}")
+        d = _read_json(res, "profile")
+    base = RunConfig.from_dict(d).to_dict()  # validates the file on its own (strict keys)
+    return RunConfig.from_dict(apply_overrides(base, parse_overrides(overrides)))

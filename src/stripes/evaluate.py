@@ -1,0 +1,288 @@
+"""Evaluation of a run (papers.md §9.3): one parallel forward pass per test window, sigmoid, binarization.
+
+The binarization (threshold, or threshold then merge of gaps of <= s ticks) is chosen on the validation
+split at the same window length by the mean per-window criterion (onset F1 by default) over the grid
+``eval.thresholds`` x ``eval.merges``; ties go to the first grid point. Test metrics are the mean of
+per-window metrics, at the selected binarization and at the fixed threshold 0.5 (comparable to P1).
+The threshold-free BCE is computed from the logits (mean, and mean per position along the window).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stripes.errors import TrainingError
+from stripes.train.checkpoint import atomic_write_bytes, atomic_write_text
+from stripes.train.data import collate, make_dataset, spread_subset
+
+TICKS_PER_QUARTER = 16
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    dataset: Any,
+    indices: list[int],
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+) -> Iterator[dict[str, Any]]:
+    """Yield per window: ``probs`` (T, 128) float32, ``target`` (T, 128) bool, ``bce_pos`` (T,) BCE per
+    position (mean over pitches, from the logits), ``x`` (T, 256), ``song_id``, ``start``."""
+    model.eval()
+    for i in range(0, len(indices), batch_size):
+        b = collate([dataset[j] for j in indices[i : i + batch_size]])
+        x, y, pos = (b[k].to(device) for k in ("x", "y", "pos"))
+        logits = model(x, pos).float()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
+        probs = torch.sigmoid(logits).cpu().numpy()
+        for n in range(x.shape[0]):
+            yield {
+                "probs": probs[n],
+                "target": y[n].cpu().numpy() > 0.5,
+                "bce_pos": bce[n].cpu().numpy(),
+                "x": x[n].cpu().numpy() > 0.5,
+                "song_id": int(b["song_id"][n]),
+                "start": int(b["start"][n]),
+            }
+
+
+def _score(pred: np.ndarray, target: np.ndarray, criterion: str) -> float:
+    from stripes.metrics import chroma_similarity, frame_prf, onset_prf
+
+    if criterion == "onset_f1":
+        return float(onset_prf(pred, target)[2])
+    if criterion == "frame_f1":
+        return float(frame_prf(pred, target)[2])
+    return float(chroma_similarity(pred, target))
+
+
+def select_binarization(
+    windows: Iterator[dict[str, Any]] | list[dict[str, Any]],
+    thresholds: list[float],
+    merges: list[int | None],
+    criterion: str = "onset_f1",
+) -> dict[str, Any]:
+    """Grid point (threshold, merge) with the best mean ``criterion`` over the windows (first on ties).
+
+    Returns {"method", "threshold", "merge", "criterion", "score", "grid": {"thr|merge": mean score}}.
+    """
+    from stripes.metrics import binarize
+
+    grid = [(t, m) for m in merges for t in thresholds]
+    sums = np.zeros(len(grid))
+    n = 0
+    for w in windows:
+        for g, (t, m) in enumerate(grid):
+            sums[g] += _score(binarize(w["probs"], t, m), w["target"], criterion)
+        n += 1
+    if n == 0:
+        raise TrainingError("no validation windows to choose the binarization on")
+    means = sums / n
+    best = int(np.argmax(means))  # argmax returns the first maximum
+    t, m = grid[best]
+    return {
+        "method": "threshold" if m is None else "threshold+merge",
+        "threshold": float(t),
+        "merge": m,
+        "criterion": f"val {criterion.replace('_', ' ').replace('f1', 'F1')}",
+        "score": float(means[best]),
+        "grid": {f"{tt}|{mm}": float(v) for (tt, mm), v in zip(grid, means)},
+    }
+
+
+def roll_to_track(roll: np.ndarray, name: str, program: int = 0, velocity: int = 80) -> Any:
+    """Binary roll (T, 128) -> symusic Track (one note per run of active ticks)."""
+    import symusic
+
+    from stripes.metrics import extract_notes
+
+    track = symusic.Track(name, program, False)
+    for pitch, on, off in extract_notes(roll):
+        track.notes.append(symusic.Note(int(on), int(off - on), int(pitch), velocity))
+    return track
+
+
+def write_midi(path: Path, melody: np.ndarray, bridge: np.ndarray, piano: np.ndarray) -> None:
+    """Melody, bridge and (predicted) piano rolls (T, 128) -> MIDI at 16 ticks per quarter (atomic)."""
+    import symusic
+
+    score = symusic.Score(TICKS_PER_QUARTER)
+    for roll, name in ((melody, "MELODY"), (bridge, "BRIDGE"), (piano, "PIANO")):
+        score.tracks.append(roll_to_track(roll, name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".mid")
+    os.close(fd)
+    try:
+        score.dump_midi(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_pianoroll_png(
+    path: Path, target: np.ndarray, pred: np.ndarray, probs: np.ndarray | None = None, title: str = ""
+) -> None:
+    """PNG with target, prediction (and probabilities) pianorolls (T, 128), time on x (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("target piano", target), ("predicted piano", pred)] + (
+        [("probabilities", probs)] if probs is not None else []
+    )
+    active = np.flatnonzero(np.asarray(target).any(0) | np.asarray(pred).any(0))
+    lo, hi = (int(active.min()) - 2, int(active.max()) + 3) if active.size else (21, 109)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 2.4 * len(panels)), sharex=True)
+    for ax, (name, roll) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(
+            np.asarray(roll, dtype=float).T[max(lo, 0) : hi],
+            aspect="auto",
+            origin="lower",
+            cmap="Greys",
+            interpolation="nearest",
+            extent=(0, roll.shape[0], max(lo, 0), hi),
+            vmin=0,
+            vmax=1,
+        )
+        ax.set_ylabel(f"{name}\npitch")
+    np.atleast_1d(axes)[-1].set_xlabel("tick (16 per quarter)")
+    if title:
+        fig.suptitle(title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    bars: int = 16,
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    which: str = "best",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the ``which`` checkpoint of a run at ``bars`` bars; writes ``metrics_{bars}.json``,
+    ``metrics_{bars}_windows.csv`` and a few examples (MIDI + PNG) under ``examples_{bars}/``."""
+    from stripes.metrics import METRIC_KEYS, binarize, compute_metrics
+    from stripes.train.loop import load_run
+
+    run = Path(run_dir)
+    if not (run / "checkpoints").is_dir():
+        raise TrainingError(f"{run} is not a run folder (no checkpoints/)")
+    if which == "best" and not (run / "checkpoints" / "best.pt").is_file():
+        which = "last"
+    config, model, _ = load_run(run, which)
+    ec = config.eval
+    device = torch.device("cuda" if torch.cuda.is_available() and config.train.device != "cpu" else "cpu")
+    model.to(device)
+
+    val_ds = make_dataset(config, "val", bars, data_root, cache_dir)
+    test_ds = make_dataset(config, "test", bars, data_root, cache_dir)
+    val_idx = spread_subset(len(val_ds), ec.max_val_windows)
+    test_idx = spread_subset(len(test_ds), ec.max_test_windows)
+    if not test_idx:
+        raise TrainingError(f"no test windows at {bars} bars")
+    bar = _progress(len(val_idx) + len(test_idx), f"evaluate {run.name} @ {bars} bars", progress)
+    selected = select_binarization(
+        _tick(predict(model, val_ds, val_idx, ec.batch_size, device), bar),
+        ec.thresholds,
+        ec.merges,
+        ec.criterion,
+    )
+
+    rows: list[dict[str, Any]] = []
+    bce_pos_sum: np.ndarray | None = None
+    examples = run / f"examples_{bars}"
+    for n, w in enumerate(_tick(predict(model, test_ds, test_idx, ec.batch_size, device), bar)):
+        pred = binarize(w["probs"], selected["threshold"], selected["merge"])
+        sel = compute_metrics(pred, w["target"])
+        fixed = compute_metrics(binarize(w["probs"], 0.5), w["target"])
+        bce_pos_sum = w["bce_pos"].astype(np.float64) if bce_pos_sum is None else bce_pos_sum + w["bce_pos"]
+        rows.append(
+            {
+                "song_id": w["song_id"],
+                "start": w["start"],
+                "bce": float(w["bce_pos"].mean()),
+                **{f"sel_{k}": v for k, v in sel.items()},
+                **{f"p5_{k}": v for k, v in fixed.items()},
+            }
+        )
+        if n < ec.n_examples:
+            stem = f"song{w['song_id']:03d}_t{w['start']}"
+            write_midi(examples / f"{stem}.mid", w["x"][:, :128], w["x"][:, 128:], pred)
+            write_pianoroll_png(
+                examples / f"{stem}.png",
+                w["target"],
+                pred,
+                w["probs"],
+                title=f"{config.pe} + {config.context}: song {w['song_id']}, tick {w['start']}, "
+                f"thr {selected['threshold']} merge {selected['merge']}",
+            )
+    if bar is not None:
+        bar.close()
+    assert bce_pos_sum is not None
+    bce_pos = bce_pos_sum / len(rows)
+    result = {
+        "bars": bars,
+        "n_windows": len(rows),
+        "selected": {k: selected[k] for k in ("method", "threshold", "merge", "criterion")},
+        "at_selected": {k: float(np.mean([r[f"sel_{k}"] for r in rows])) for k in METRIC_KEYS},
+        "at_0.5": {k: float(np.mean([r[f"p5_{k}"] for r in rows])) for k in METRIC_KEYS},
+        "bce": float(bce_pos.mean()),
+        "bce_per_position": [float(v) for v in bce_pos],
+    }
+    atomic_write_text(run / f"metrics_{bars}.json", json.dumps(result, indent=1) + "\n")
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    wr.writeheader()
+    wr.writerows(rows)
+    atomic_write_text(run / f"metrics_{bars}_windows.csv", buf.getvalue())
+    return result
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _tick(it: Iterator[dict[str, Any]], bar: Any) -> Iterator[dict[str, Any]]:
+    for w in it:
+        if bar is not None:
+            bar.update()
+        yield w
+
+
+def format_result(res: dict[str, Any], name: str = "") -> str:
+    """A few lines summarising a metrics dict (selected binarization and threshold 0.5)."""
+    s = res["selected"]
+    head = f"{name} " if name else ""
+    lines = [f"{head}{res['bars']} bars, {res['n_windows']} test windows, BCE {res['bce']:.4f}"]
+    for label, key in (
+        (f"selected (thr {s['threshold']}, merge {s['merge']})", "at_selected"),
+        ("threshold 0.5 (comparable to P1)", "at_0.5"),
+    ):
+        m = res[key]
+        lines.append(
+            f"  {label}: CS {m['cs']:.2f}  SSMD {m['ssmd']:.2f}  GS {m['gs']:.2f}  NDD {m['ndd']:.2f}"
+            f"  onset F1 {m['onset_f1']:.3f}  frame F1 {m['frame_f1']:.3f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,366 @@
+"""Training loop: Adam, warm-up + StepLR, length curriculum, clipping, checkpoints, resume, DDP.
+
+Run folder layout (docs/architecture.md): ``config.json``, ``checkpoints/{last,best}.pt``, ``log.csv``
+(one row per epoch) and, when tensorboard is installed and enabled, ``tb/``.
+
+Determinism: the model is initialised after seeding torch/numpy/random with ``config.seed``; the
+order of training windows in epoch e is a permutation drawn from a generator seeded by (seed, e); all
+RNG states are stored in every checkpoint, so resuming from ``last.pt`` (written at the end of each
+epoch) continues exactly as the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from stripes.config import RunConfig
+from stripes.errors import TrainingError
+from stripes.models import Harmonizer, build_model
+from stripes.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from stripes.train.data import collate, make_dataset, random_subset, spread_subset
+from stripes.train.schedule import curriculum_length, lr_factor
+
+LOG_FIELDS = [
+    "epoch",
+    "step",
+    "lr",
+    "train_loss",
+    "val_bce",
+    "val_cs",
+    "val_ssmd",
+    "val_gs",
+    "val_ndd",
+    "val_onset_f1",
+    "val_frame_f1",
+    "ticks_per_s",
+    "seconds",
+]
+
+
+@dataclass
+class TrainHooks:
+    """Test hooks. ``on_batch(step, batch) -> batch`` may alter a batch; ``after_epoch(epoch)`` runs after
+    the checkpoints of an epoch are written (raise there to simulate a killed run)."""
+
+    on_batch: Callable[[int, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+    after_epoch: Callable[[int], None] | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _device(config: RunConfig) -> torch.device:
+    want = config.train.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("train.device=cuda but CUDA is not available")
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda" and dist.is_initialized():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device(want)
+
+
+def _init_distributed() -> tuple[int, int]:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(path, buf.getvalue())
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Shuffled full batches of epoch ``epoch`` (the incomplete last batch is dropped)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    return [perm[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+@torch.no_grad()
+def validate(
+    model: Harmonizer,
+    dataset: Any,
+    indices: list[int],
+    batch_size: int,
+    device: torch.device,
+    metric_windows: int = 0,
+    max_len: int | None = None,
+) -> dict[str, float]:
+    """Mean validation BCE over ``indices`` and mean metrics at threshold 0.5 on the first windows."""
+    from stripes.metrics import binarize, compute_metrics
+
+    was_training = model.training
+    model.eval()
+    total, count, rows = 0.0, 0, []
+    for i in range(0, len(indices), batch_size):
+        b = collate([dataset[j] for j in indices[i : i + batch_size]])
+        x, y, pos = (b[k][:, :max_len].to(device) for k in ("x", "y", "pos"))
+        logits = model(x, pos).float()
+        total += float(torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
+        count += y.numel()
+        probs = torch.sigmoid(logits).cpu().numpy()
+        for p, t in zip(probs, y.cpu().numpy()):
+            if len(rows) < metric_windows:
+                rows.append(compute_metrics(binarize(p, 0.5), t > 0.5))
+    model.train(was_training)
+    out = {"val_bce": total / max(count, 1)}
+    for k in ("cs", "ssmd", "gs", "ndd", "onset_f1", "frame_f1"):
+        if rows:
+            out[f"val_{k}"] = float(np.mean([r[k] for r in rows]))
+    return out
+
+
+def train(
+    config: RunConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+    hooks: TrainHooks | None = None,
+) -> Path:
+    """Train one run into ``out_dir`` and return it. ``stop_after_epoch=k`` ends after epoch k (1-based),
+    as if the run had been killed there; ``resume=True`` continues from ``checkpoints/last.pt``."""
+    out = Path(out_dir)
+    rank, world = _init_distributed()
+    is_main = rank == 0
+    hooks = hooks or TrainHooks()
+    tc = config.train
+    device = _device(config)
+    if tc.batch_size % world:
+        raise TrainingError(
+            f"train.batch_size ({tc.batch_size}) must be divisible by the world size ({world})"
+        )
+
+    train_ds = make_dataset(config, "train", config.data.bars, data_root, cache_dir)
+    val_ds = make_dataset(config, "val", config.data.bars, data_root, cache_dir)
+    train_idx = random_subset(len(train_ds), tc.max_train_windows, config.seed)
+    val_idx = spread_subset(len(val_ds), tc.max_val_windows)
+    if len(train_idx) < tc.batch_size:
+        raise TrainingError(f"only {len(train_idx)} training windows for batch size {tc.batch_size}")
+    if not val_idx:
+        raise TrainingError("the validation split has no windows")
+    manifest = str(getattr(train_ds, "manifest_hash", ""))
+    window_len = int(train_ds.window_len)
+    max_len = min(tc.max_len or window_len, window_len)
+    steps_per_epoch = len(train_idx) // tc.batch_size
+    curriculum_steps = round(tc.curriculum_epochs * steps_per_epoch)
+
+    ckpt_dir = out / "checkpoints"
+    cfg_dict = config.to_dict()
+    seed_everything(config.seed)
+    model = build_model(config, int(train_ds.context_dim)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, tc.warmup_steps, steps_per_epoch, tc.lr_gamma)
+    )
+    start_epoch, step, best_val, history = 0, 0, math.inf, []
+
+    if resume:
+        last = ckpt_dir / "last.pt"
+        if not last.is_file():
+            raise TrainingError(f"--resume: no checkpoint at {last}")
+        ck = load_checkpoint(last)
+        if ck["config"] != cfg_dict:
+            raise TrainingError(f"--resume: the config differs from the one in {last}")
+        if ck.get("manifest_hash", "") != manifest:
+            raise TrainingError(
+                "--resume: the prepared data changed since the checkpoint (manifest hash differs)"
+            )
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        start_epoch, step, best_val, history = ck["epoch"], ck["step"], ck["best_val"], ck["history"]
+        _set_rng_state(ck["rng"])
+    elif is_main:
+        if (ckpt_dir / "last.pt").exists():
+            raise TrainingError(f"{out} already holds a run; use --resume or another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.json", json.dumps(cfg_dict, indent=2) + "\n")
+
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    use_bf16 = tc.bf16 and device.type == "cuda"
+    tb = None
+    if is_main and tc.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(out / "tb"))
+        except Exception:  # tensorboard is optional
+            tb = None
+
+    def state(epoch: int) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(),
+            "config": cfg_dict,
+            "manifest_hash": manifest,
+            "epoch": epoch,
+            "step": step,
+            "best_val": best_val,
+            "history": history,
+            "context_dim": int(train_ds.context_dim),
+            "window_len": window_len,
+            "world_size": world,
+        }
+
+    end_epoch = tc.epochs if stop_after_epoch is None else min(tc.epochs, stop_after_epoch)
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    for epoch in range(start_epoch, end_epoch):
+        net.train()
+        t0 = time.perf_counter()
+        losses: list[float] = []
+        ticks = 0
+        batches = _batches(len(train_idx), tc.batch_size, config.seed, epoch)
+        bar = None
+        if tqdm is not None and progress and is_main:
+            bar = tqdm(
+                total=len(batches), desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True
+            )
+        for batch_pos in batches:
+            length = curriculum_length(step, curriculum_steps, tc.curriculum_min_len, max_len)
+            mine = batch_pos[rank::world]
+            b = collate([train_ds[train_idx[i]] for i in mine])
+            if hooks.on_batch is not None:
+                b = hooks.on_batch(step, b)
+            x, y, pos = (b[k][:, :length].to(device) for k in ("x", "y", "pos"))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = net(x, pos)
+            loss = Harmonizer.loss(logits, y)
+            loss_val = loss.detach().clone()
+            if world > 1:
+                dist.all_reduce(loss_val)
+                loss_val /= world
+            lv = float(loss_val)
+            if not math.isfinite(lv):
+                where = ckpt_dir / "last.pt"
+                kept = (
+                    f"last good checkpoint kept at {where}" if where.exists() else "no checkpoint written yet"
+                )
+                raise TrainingError(
+                    f"non-finite training loss ({lv}) at epoch {epoch + 1}, step {step}; {kept}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            losses.append(lv)
+            ticks += length * tc.batch_size
+            if bar is not None:
+                rate = ticks / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{lv:.4f}", len=length, ticks_s=f"{rate:.0f}")
+                bar.update()
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - t0
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": float(np.mean(losses)),
+            "ticks_per_s": ticks / max(seconds, 1e-9),
+            "seconds": seconds,
+        }
+        if is_main:
+            rng = _rng_state()  # validation must not change the training random streams
+            row.update(
+                validate(model, val_ds, val_idx, tc.batch_size, device, tc.val_metrics_windows, max_len=None)
+            )
+            _set_rng_state(rng)
+            history.append(row)
+            improved = row["val_bce"] < best_val
+            if improved:
+                best_val = row["val_bce"]
+            st = state(epoch + 1)
+            save_checkpoint(ckpt_dir / "last.pt", st)
+            if improved:
+                save_checkpoint(ckpt_dir / "best.pt", st)
+            _write_log(out / "log.csv", history)
+            if tb is not None:
+                for k, v in row.items():
+                    if k != "epoch" and isinstance(v, float):
+                        tb.add_scalar(k, v, epoch + 1)
+            if progress:
+                print(
+                    f"epoch {epoch + 1}/{tc.epochs}: train {row['train_loss']:.4f}"
+                    f"  val BCE {row['val_bce']:.4f}"
+                    f"  val onset F1 {row.get('val_onset_f1', float('nan')):.3f}  ({seconds:.0f} s)",
+                    flush=True,
+                )
+        if world > 1:
+            dist.barrier()
+        if hooks.after_epoch is not None:
+            hooks.after_epoch(epoch + 1)
+    if tb is not None:
+        tb.close()
+    return out
+
+
+def load_run(run_dir: str | Path, which: str = "best") -> tuple[RunConfig, Harmonizer, dict[str, Any]]:
+    """(config, model in eval mode, checkpoint dict) of a finished or partial run."""
+    run = Path(run_dir)
+    ck = load_checkpoint(run / "checkpoints" / f"{which}.pt")
+    config = RunConfig.from_dict(ck["config"])
+    model = build_model(config, int(ck["context_dim"]))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return config, model, ck

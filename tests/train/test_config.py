@@ -1,0 +1,90 @@
+"""Typed configs: profiles, strict keys and types, overrides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stripes.config import RunConfig, list_profiles, load_run_config, parse_overrides
+from stripes.errors import ConfigError
+
+
+def test_profiles_load_and_round_trip() -> None:
+    assert {"paper", "quick", "smoke"} <= set(list_profiles())
+    for name in ("paper", "quick", "smoke"):
+        cfg = load_run_config(name)
+        assert cfg.profile == name
+        assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_paper_profile_is_the_p1_recipe() -> None:
+    cfg = load_run_config("paper")
+    m, t = cfg.model, cfg.train
+    assert (m.d_model, m.n_heads, m.n_layers, m.d_ff, m.dropout) == (512, 4, 2, 512, 0.1)
+    assert (t.batch_size, t.epochs, t.lr_gamma, t.curriculum_epochs, t.max_len) == (8, 15, 0.85, 3.0, None)
+    assert t.lr in (1e-4, 5e-4, 1e-3) and cfg.data.bars == 16
+
+
+def test_overrides_named_and_dotted() -> None:
+    cfg = load_run_config(
+        "quick",
+        overrides=[
+            "train.lr=5e-4",
+            "pe=rope_c",
+            'context=["bin","time"]',
+            "eval.merges=[null,4]",
+            "model.pe_options.base=500",
+        ],
+    )
+    assert cfg.train.lr == 5e-4 and cfg.pe == "rope_c" and cfg.contexts == ["bin", "time"]
+    assert cfg.eval.merges == [None, 4] and cfg.model.pe_options == {"base": 500}
+    assert parse_overrides(["a.b=true", "c=none", "d=abc"]) == {"a.b": True, "c": None, "d": "abc"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["train.lrx=1"],
+        ["nosuch=1"],
+        ["nosection.lr=1"],
+        ["train.lr=fast"],
+        ["train.epochs=1.5"],
+        ["model.d_model=31"],
+        ["attention=exact"],
+        ["context=beat"],
+        ["pe=srpe"],
+        ["eval.thresholds=[1.5]"],
+        ["train.lr"],
+        ["data.source=web"],
+    ],
+)
+def test_bad_overrides_raise_config_error(bad: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        load_run_config("smoke", overrides=bad)
+
+
+def test_from_dict_is_strict(tmp_path) -> None:
+    d = load_run_config("smoke").to_dict()
+    d["train"]["unknown"] = 1
+    with pytest.raises(ConfigError, match="train.unknown"):
+        RunConfig.from_dict(d)
+    d = load_run_config("smoke").to_dict()
+    d["model"] = 3
+    with pytest.raises(ConfigError):
+        RunConfig.from_dict(d)
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError):
+        load_run_config(path=path)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_run_config("huge")
+
+
+def test_srpe_with_softmax_is_valid_and_partial_file_takes_defaults(tmp_path) -> None:
+    cfg = load_run_config("smoke", overrides={"pe": "srpe", "attention": "softmax"})
+    assert cfg.attention == "softmax"
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps({"profile": "mine", "train": {"lr": 0.001}}))
+    cfg = load_run_config(path=path)
+    assert cfg.train.lr == 0.001 and cfg.model.d_model == 512 and cfg.profile == "mine"
