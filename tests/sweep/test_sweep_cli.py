@@ -1,0 +1,78 @@
+"""``stripes sweep`` / ``stripes reproduce`` through the CLI, with fake train / evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import stripes.sweep as sw
+from stripes.cli import main
+
+
+def test_sweep_dry_run_lists_runs_and_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "runs"
+    assert main(["sweep", "p1-table3", "--seeds", "1", "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "12 runs in" in text and "quick_ropepool_bin_s0_lr1e-3" in text
+    assert not out.exists()  # a dry run creates nothing
+
+
+def test_sweep_cli_runs_resumes_and_reports_failures(tmp_path: Path, fake_runner,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "s.json"
+    cfg.write_text(json.dumps({"name": "s", "profile": "smoke", "seeds": [0], "contexts": ["time"],
+                               "methods": [{"pe": "rope"}, {"pe": "fstripe_sff"}]}))
+    out = tmp_path / "runs"
+    argv = ["sweep", str(cfg), "--out", str(out), "--set", "train.epochs=1"]
+    assert main(argv) == 1  # one run failed
+    text = capsys.readouterr().out
+    assert "failed 1" in text and "SFF exploded" in text
+    assert json.loads((out / "smoke_rope_time_s0_lr1e-3" / "config.json").read_text())["train"]["epochs"] == 1
+    assert main(argv + ["--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert "done" in listing and "failed" in listing
+
+
+def test_sweep_cli_bad_config_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sweep", "nope-table", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("stripes: error: unknown sweep")
+
+
+def test_reproduce_runs_sweeps_once_and_writes_report(tmp_path: Path, fake_runner,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "repro"
+    argv = ["reproduce", "--profile", "smoke", "--out", str(out), "--tables", "p1-table2,p1-table3",
+            "--seeds", "2", "--no-mi"]
+    assert main(argv) == 0
+    runs = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    assert len(runs) == (12 + 12 - 4) * 2  # the 4 best-RoPE rows are shared between the two tables
+    assert all((r / sw.DONE).exists() for r in runs)
+    report = (out / "report" / "report.md").read_text()
+    assert "P1 Table II" in report and "P1 Table III" in report
+    n = len(fake_runner.calls(out / "runs"))
+    assert main(argv) == 0  # resumable: nothing reruns
+    assert len(fake_runner.calls(out / "runs")) == n
+
+
+def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runner,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import stripes.analysis.mi as mi_mod
+
+    calls = []
+
+    def fake_mi_table(data_root, cache_dir, split="train", **kw):  # noqa: ANN001, ANN003
+        calls.append(split)
+        return [{"context": c, "plugin": v, "miller_madow": v, "shuffle": v, "p1": v, "n_samples": 10,
+                 "n_labels": 3} for c, v in (("time", 0.01), ("rep", 0.04), ("key", 0.05), ("bin", 1.0))]
+
+    monkeypatch.setattr(mi_mod, "mi_table", fake_mi_table)
+    out = tmp_path / "repro"
+    res = sw.reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
+    assert calls == ["train"] and (out / "mi" / "mi.json").is_file()
+    md = Path(res["report"]).read_text()
+    assert "P1 Table I — mutual information" in md and (out / "report" / "fig4_mi.png").is_file()
+    assert "MI ranking BIN > KEY > REP > TIME (P1 Table I)** — *reproduced*" in md
+    sw.reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
+    assert calls == ["train"]  # mi.json exists: not recomputed
