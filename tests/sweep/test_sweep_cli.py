@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import stripes.sweep as sw
+from stripes.config import load_run_config
 from stripes.cli import main
 
 
@@ -15,7 +16,8 @@ def test_sweep_dry_run_lists_runs_and_states(tmp_path: Path, capsys: pytest.Capt
     out = tmp_path / "runs"
     assert main(["sweep", "p1-table3", "--seeds", "1", "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
-    assert "12 runs in" in text and "quick_ropepool_bin_s0_lr1e-3" in text
+    quick_lr = load_run_config("quick").train.lr  # a null lr in the sweep means the profile's own
+    assert "12 runs in" in text and sw.run_name("ropepool", {}, "bin", 0, quick_lr, "quick") in text
     assert not out.exists()  # a dry run creates nothing
 
 
