@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import stripes.sweep as sw
-from stripes.config import load_run_config
 from stripes.cli import main
+from stripes.config import load_run_config
 
 
 def test_sweep_dry_run_lists_runs_and_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
