@@ -319,3 +319,13 @@ def test_ropepool_softmax_layer_equals_softmax_of_pe_scores():
     w = logits.masked_fill(~torch.ones(9, 9, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
     ref = torch.einsum("bhts,bshd->bthd", w, v).reshape(2, 9, 16)
     torch.testing.assert_close(layer(x, pos), layer.out_proj(ref))
+
+
+def test_causal_favor_layer_output_ignores_future_inputs_exactly():
+    # the default FAVOR+ key stabiliser is a max over the whole sequence; a causal layer must not use it
+    torch.manual_seed(0)
+    layer = AttentionLayer(16, 4, pe=RotaryDouble(4, 4), attention="linear", feature_map="favor", seed=0).eval()
+    x, pos = _x(t=24)
+    x2 = x.clone()
+    x2[:, 12:] = torch.randn_like(x2[:, 12:]) * 20
+    torch.testing.assert_close(layer(x2, pos)[:, :12], layer(x, pos)[:, :12], rtol=0, atol=0)
