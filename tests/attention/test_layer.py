@@ -324,7 +324,8 @@ def test_ropepool_softmax_layer_equals_softmax_of_pe_scores():
 def test_causal_favor_layer_output_ignores_future_inputs_exactly():
     # the default FAVOR+ key stabiliser is a max over the whole sequence; a causal layer must not use it
     torch.manual_seed(0)
-    layer = AttentionLayer(16, 4, pe=RotaryDouble(4, 4), attention="linear", feature_map="favor", seed=0).eval()
+    layer = AttentionLayer(16, 4, pe=RotaryDouble(4, 4), attention="linear", feature_map="favor", seed=0)
+    layer.eval()
     x, pos = _x(t=24)
     x2 = x.clone()
     x2[:, 12:] = torch.randn_like(x2[:, 12:]) * 20
