@@ -29,7 +29,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from stripes.errors import ConfigError
+from stripes.fileio import atomic_write_text as atomic_write
 
 PROFILES = ("smoke", "quick", "paper")
 DONE = "DONE"
@@ -209,19 +209,6 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
 
 
 # ---------------------------------------------------------------------------------------------- run state
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write text to path through a temporary file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:

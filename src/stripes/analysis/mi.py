@@ -18,7 +18,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 from scipy.stats import random_table
 
 from stripes.errors import DataError
+from stripes.fileio import atomic_write_text
 
 P1_TABLE_I = {"time": 0.0085, "rep": 0.0436, "key": 0.0476, "bin": 1.0075}
 CONTEXT_WIDTH = {"bin": 12}  # every other context is 1 wide (docs/architecture.md)
@@ -332,18 +332,6 @@ def format_mi_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_mi_table(rows: list[dict], out_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``mi.csv`` and ``mi.json`` into out_dir (atomically); returns both paths."""
     out = Path(out_dir)
@@ -353,10 +341,11 @@ def write_mi_table(rows: list[dict], out_dir: str | os.PathLike) -> tuple[Path, 
     for r in rows:
         w.writerow(r)
     csv_path, json_path = out / "mi.csv", out / "mi.json"
-    _atomic_write(csv_path, buf.getvalue())
+    atomic_write_text(csv_path, buf.getvalue())
     clean = [
         {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
         for r in rows
     ]
-    _atomic_write(json_path, json.dumps({"unit": "nats", "rows": clean}, indent=2, allow_nan=False) + "\n")
+    text = json.dumps({"unit": "nats", "rows": clean}, indent=2, allow_nan=False) + "\n"
+    atomic_write_text(json_path, text)
     return csv_path, json_path

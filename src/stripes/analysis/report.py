@@ -32,6 +32,7 @@ from stripes.analysis.published import (
     published_cells,
 )
 from stripes.errors import DataError
+from stripes.fileio import atomic_write_text
 
 METRICS = ("cs", "ssmd", "gs", "ndd")
 HIGHER = {"cs": True, "ssmd": False, "gs": True, "ndd": False}
@@ -573,17 +574,6 @@ P1's marks: ∗ best vs next-best p < 0.05, † not significant vs next-best but
 """
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
                 mi_path: str | os.PathLike | None = None) -> Path:
     """Write ``out/report.md`` (+ PNG figures) from the runs under ``paths``; returns the report path."""
@@ -673,5 +663,5 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         md.append("No pianoroll PNGs found in the runs.")
     md.append("")
     path = out_dir / "report.md"
-    _atomic_text(path, "\n".join(md))
+    atomic_write_text(path, "\n".join(md))
     return path
