@@ -90,46 +90,38 @@ class FeatureMap(nn.Module):
         raise NotImplementedError
 
 
-class EluFeatureMap(FeatureMap):
+class _ElementwiseFeatureMap(FeatureMap):
+    """A deterministic elementwise map, M = D; subclasses set ``_fn``."""
+
+    _fn: staticmethod
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.in_dim = self.out_dim = in_dim
+
+    def forward(
+        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        _check_input(x, self.in_dim)
+        return self._fn(x)
+
+
+class EluFeatureMap(_ElementwiseFeatureMap):
     """phi(x) = elu(x) + 1 (Katharopoulos et al. 2020), M = D."""
 
-    def __init__(self, in_dim: int) -> None:
-        super().__init__()
-        self.in_dim = self.out_dim = in_dim
-
-    def forward(
-        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        _check_input(x, self.in_dim)
-        return F.elu(x) + 1.0
+    _fn = staticmethod(lambda x: F.elu(x) + 1.0)
 
 
-class ReluFeatureMap(FeatureMap):
+class ReluFeatureMap(_ElementwiseFeatureMap):
     """phi(x) = relu(x), M = D."""
 
-    def __init__(self, in_dim: int) -> None:
-        super().__init__()
-        self.in_dim = self.out_dim = in_dim
-
-    def forward(
-        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        _check_input(x, self.in_dim)
-        return F.relu(x)
+    _fn = staticmethod(F.relu)
 
 
-class IdentityFeatureMap(FeatureMap):
+class IdentityFeatureMap(_ElementwiseFeatureMap):
     """phi(x) = x, M = D (the kernel is the plain dot product; the denominator may vanish)."""
 
-    def __init__(self, in_dim: int) -> None:
-        super().__init__()
-        self.in_dim = self.out_dim = in_dim
-
-    def forward(
-        self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        _check_input(x, self.in_dim)
-        return x
+    _fn = staticmethod(lambda x: x)
 
 
 class FavorFeatureMap(FeatureMap):
