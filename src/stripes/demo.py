@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stripes.errors import DataError
-from stripes.train.checkpoint import atomic_write_bytes
+from stripes.fileio import atomic_write_bytes
 
 
 def ensure_data(data_root: str | Path | None = None) -> Path:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import numpy as np
 import torch
 
 from stripes.errors import TrainingError
-from stripes.train.checkpoint import atomic_write_bytes, atomic_write_text
+from stripes.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from stripes.train.data import collate, make_dataset, spread_subset
 
 TICKS_PER_QUARTER = 16
@@ -119,15 +117,8 @@ def write_midi(path: Path, melody: np.ndarray, bridge: np.ndarray, piano: np.nda
     score = symusic.Score(TICKS_PER_QUARTER)
     for roll, name in ((melody, "MELODY"), (bridge, "BRIDGE"), (piano, "PIANO")):
         score.tracks.append(roll_to_track(roll, name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".mid")
-    os.close(fd)
-    try:
-        score.dump_midi(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path, suffix=".mid") as tmp:
+        score.dump_midi(str(tmp))
 
 
 def write_pianoroll_png(

@@ -13,7 +13,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ from stripes.analysis.published import (
     published_cells,
 )
 from stripes.errors import DataError
-from stripes.fileio import atomic_write_text
+from stripes.fileio import atomic_path, atomic_write_text
 
 METRICS = ("cs", "ssmd", "gs", "ndd")
 HIGHER = {"cs": True, "ssmd": False, "gs": True, "ndd": False}
@@ -467,14 +466,11 @@ def load_mi(path: Path) -> list[dict[str, Any]]:
 def _save_fig(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def fig_mi(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float], path: Path) -> None:

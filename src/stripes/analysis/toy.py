@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from stripes.fileio import atomic_path
 
 METHODS = ("rope", "fstripe1", "ropepool")
 TITLES = {"rope": "RoPE (eq. 24)", "fstripe1": "F-StrIPE$_1$ (eq. 25)", "ropepool": "RoPEPool (eq. 26)"}
@@ -78,15 +78,8 @@ def _normalise(a: np.ndarray) -> np.ndarray:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
 
 
 def _heatmap_figure(maps: dict[str, np.ndarray], f: np.ndarray, data: dict[str, Any]):

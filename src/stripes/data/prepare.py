@@ -30,6 +30,7 @@ from stripes.data import contexts as ctx
 from stripes.data import readers
 from stripes.data.paths import resolve_cache_dir, resolve_data_root
 from stripes.errors import DataError
+from stripes.fileio import atomic_path
 
 FORMAT_VERSION = 1
 N_ROWS = 3 * readers.N_PITCHES
@@ -174,10 +175,8 @@ def cache_key(data_root: Path, songs: Sequence[int]) -> tuple[str, dict[str, str
 
 
 def _atomic_save(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, arr)
-    os.replace(tmp, path)
 
 
 def write_windows(folder: Path, songs: np.ndarray, split: str, bars: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from stripes.errors import TrainingError
-from stripes.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from stripes.fileio import atomic_write_bytes
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

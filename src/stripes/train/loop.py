@@ -29,8 +29,9 @@ import torch.distributed as dist
 
 from stripes.config import RunConfig
 from stripes.errors import TrainingError
+from stripes.fileio import atomic_write_text
 from stripes.models import Harmonizer, build_model
-from stripes.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from stripes.train.checkpoint import load_checkpoint, save_checkpoint
 from stripes.train.data import collate, make_dataset, random_subset, spread_subset
 from stripes.train.schedule import curriculum_length, lr_factor
 

@@ -1,0 +1,38 @@
+"""Atomic writes: round trip, readable mode, old file intact and no temporary left on error."""
+
+import os
+import stat
+
+import pytest
+
+from stripes.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+
+
+def test_round_trip_creates_parent(tmp_path):
+    p = tmp_path / "a" / "b" / "x.txt"
+    atomic_write_text(p, "héllo")
+    assert p.read_text(encoding="utf-8") == "héllo"
+    atomic_write_bytes(p, b"\x00\x01")
+    assert p.read_bytes() == b"\x00\x01"
+    assert sorted(os.listdir(p.parent)) == ["x.txt"]
+
+
+def test_final_mode_follows_umask_not_mkstemp(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = tmp_path / "x.bin"
+        atomic_write_bytes(p, b"1")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644  # mkstemp alone would leave 0600
+
+
+def test_error_keeps_old_file_and_leaves_no_temporary(tmp_path):
+    p = tmp_path / "fig.png"
+    p.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(p, suffix=".png") as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == p.parent
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    assert p.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["fig.png"]
