@@ -77,7 +77,8 @@ class DataConfig:
 class EvalConfig:
     """Binarization grid (papers.md §9.3) and evaluation limits."""
 
-    thresholds: list[float] = field(default_factory=lambda: [0.2, 0.3, 0.4, 0.5, 0.6, 0.8])
+    # low thresholds matter: small models put little probability on any one cell (docs/reproduce.md)
+    thresholds: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8])
     merges: list[int | None] = field(default_factory=lambda: [None, 2, 4, 8])
     criterion: str = "onset_f1"
     max_val_windows: int | None = None  # validation windows used to choose the binarization

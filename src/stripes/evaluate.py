@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stripes.errors import TrainingError
+from stripes.errors import ConfigError, TrainingError
 from stripes.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from stripes.train.data import collate, make_dataset, spread_subset
 
@@ -72,7 +72,9 @@ def select_binarization(
 ) -> dict[str, Any]:
     """Grid point (threshold, merge) with the best mean ``criterion`` over the windows (first on ties).
 
-    Returns {"method", "threshold", "merge", "criterion", "score", "grid": {"thr|merge": mean score}}.
+    Returns {"method", "threshold", "merge", "criterion", "score", "grid": {"thr|merge": mean score},
+    "at_grid_edge"}; ``at_grid_edge`` is True when the chosen threshold is the smallest or largest of the grid
+    (a wider grid might score better on validation).
     """
     from stripes.metrics import binarize
 
@@ -95,6 +97,7 @@ def select_binarization(
         "criterion": f"val {criterion.replace('_', ' ').replace('f1', 'F1')}",
         "score": float(means[best]),
         "grid": {f"{tt}|{mm}": float(v) for (tt, mm), v in zip(grid, means)},
+        "at_grid_edge": len(thresholds) > 1 and t in (min(thresholds), max(thresholds)),
     }
 
 
@@ -165,9 +168,13 @@ def evaluate_run(
     *,
     which: str = "best",
     progress: bool = True,
+    eval_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the ``which`` checkpoint of a run at ``bars`` bars; writes ``metrics_{bars}.json``,
-    ``metrics_{bars}_windows.csv`` and a few examples (MIDI + PNG) under ``examples_{bars}/``."""
+    ``metrics_{bars}_windows.csv`` and a few examples (MIDI + PNG) under ``examples_{bars}/``.
+
+    ``eval_overrides`` (``{"eval.thresholds": [...], ...}``) replaces evaluation settings of the run's config
+    (only ``eval.*`` keys); the settings used are written to the metrics file."""
     from stripes.metrics import METRIC_KEYS, binarize, compute_metrics
     from stripes.train.loop import load_run
 
@@ -177,6 +184,8 @@ def evaluate_run(
     if which == "best" and not (run / "checkpoints" / "best.pt").is_file():
         which = "last"
     config, model, _ = load_run(run, which)
+    if eval_overrides:
+        config = _with_eval_overrides(config, eval_overrides)
     ec = config.eval
     device = torch.device("cuda" if torch.cuda.is_available() and config.train.device != "cpu" else "cpu")
     model.to(device)
@@ -230,7 +239,9 @@ def evaluate_run(
     result = {
         "bars": bars,
         "n_windows": len(rows),
-        "selected": {k: selected[k] for k in ("method", "threshold", "merge", "criterion")},
+        "selected": {k: selected[k] for k in ("method", "threshold", "merge", "criterion", "at_grid_edge")},
+        "validation": {"score": selected["score"], "n_windows": len(val_idx), "grid": selected["grid"]},
+        "eval": config.to_dict()["eval"],
         "at_selected": {k: float(np.mean([r[f"sel_{k}"] for r in rows])) for k in METRIC_KEYS},
         "at_0.5": {k: float(np.mean([r[f"p5_{k}"] for r in rows])) for k in METRIC_KEYS},
         "bce": float(bce_pos.mean()),
@@ -243,6 +254,17 @@ def evaluate_run(
     wr.writerows(rows)
     atomic_write_text(run / f"metrics_{bars}_windows.csv", buf.getvalue())
     return result
+
+
+def _with_eval_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    from stripes.config import RunConfig, apply_overrides, validate
+
+    bad = [k for k in overrides if not k.startswith("eval.")]
+    if bad:
+        raise ConfigError(f"evaluation may only override eval.* settings, not {', '.join(bad)}")
+    new = RunConfig.from_dict(apply_overrides(config.to_dict(), overrides))
+    validate(new)
+    return new
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

@@ -15,7 +15,8 @@ from stripes.train import train
 
 from .conftest import tiny_config
 
-SCHEMA_KEYS = {"bars", "n_windows", "selected", "at_selected", "at_0.5", "bce", "bce_per_position"}
+SCHEMA_KEYS = {"bars", "n_windows", "selected", "validation", "eval", "at_selected", "at_0.5", "bce",
+               "bce_per_position"}
 METRICS = {"cs", "ssmd", "gs", "ndd", "frame_p", "frame_r", "frame_f1", "onset_p", "onset_r", "onset_f1"}
 
 
@@ -30,8 +31,13 @@ def test_evaluate_smoke_run_writes_valid_metrics_json(tmp_path) -> None:
     assert set(res) == SCHEMA_KEYS
     assert res["bars"] == 2 and res["n_windows"] == 3
     sel = res["selected"]
-    assert set(sel) == {"method", "threshold", "merge", "criterion"}
+    assert set(sel) == {"method", "threshold", "merge", "criterion", "at_grid_edge"}
     assert sel["threshold"] in cfg.eval.thresholds and sel["merge"] in cfg.eval.merges
+    # the validation grid is kept: every point, the chosen one scoring best
+    grid = res["validation"]["grid"]
+    assert len(grid) == len(cfg.eval.thresholds) * len(cfg.eval.merges)
+    assert grid[f"{sel['threshold']}|{sel['merge']}"] == res["validation"]["score"] == max(grid.values())
+    assert res["eval"]["thresholds"] == cfg.eval.thresholds
     assert sel["method"] == ("threshold" if sel["merge"] is None else "threshold+merge")
     assert sel["criterion"] == "val onset F1"
     for key in ("at_selected", "at_0.5"):
@@ -78,6 +84,28 @@ def test_selection_picks_the_validation_best_grid_point() -> None:
     assert brute[(sel["threshold"], sel["merge"])] == best
     assert (sel["threshold"], sel["merge"]) == (0.6, None)  # the oracle: exactly the true notes survive
     assert math.isclose(best, 1.0)
+
+
+def test_selection_flags_a_choice_at_the_edge_of_the_grid() -> None:
+    wins = _windows(np.random.default_rng(0))  # the oracle threshold is in (0.55, 0.65]
+    assert not select_binarization(wins, [0.2, 0.6, 0.8], [None], "onset_f1")["at_grid_edge"]
+    low = select_binarization(wins, [0.6, 0.7, 0.8], [None], "onset_f1")  # best at the grid's low end
+    assert low["threshold"] == 0.6 and low["at_grid_edge"]
+    assert not select_binarization(wins, [0.6], [None], "onset_f1")["at_grid_edge"]  # one point: no edge
+
+
+def test_evaluate_overrides_only_eval_settings(tmp_path) -> None:
+    from stripes.errors import ConfigError
+    from stripes.evaluate import evaluate_run
+
+    run = train(tiny_config(**{"train.epochs": 1}), tmp_path / "run", progress=False)
+    res = evaluate_run(run, bars=2, progress=False, eval_overrides={"eval.thresholds": [0.25, 0.75]})
+    assert res["selected"]["threshold"] in (0.25, 0.75) and res["eval"]["thresholds"] == [0.25, 0.75]
+    assert {k.split("|")[0] for k in res["validation"]["grid"]} == {"0.25", "0.75"}
+    with pytest.raises(ConfigError, match="only override eval"):
+        evaluate_run(run, bars=2, progress=False, eval_overrides={"train.lr": 0.1})
+    with pytest.raises(ConfigError, match="thresholds"):
+        evaluate_run(run, bars=2, progress=False, eval_overrides={"eval.thresholds": [1.5]})
 
 
 def test_selection_prefers_merge_when_predictions_are_fragmented() -> None:
@@ -140,3 +168,5 @@ def test_cli_train_and_evaluate(tmp_path, capsys) -> None:
     assert main(["train", "--profile", "smoke", "--set", "train.nope=1", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown config key" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert main(["evaluate", str(out), "--set", "train.lr=1"]) == 2
+    assert "only override eval" in capsys.readouterr().err

@@ -23,11 +23,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root")
     p.add_argument("--cache-dir")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluation setting override (eval.* only, repeatable), e.g. eval.thresholds=[0.1,0.2,0.3]",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from stripes.config import parse_overrides
     from stripes.evaluate import evaluate_run, format_result
+
+    overrides = parse_overrides(args.set)
 
     for bars in args.bars or [16]:
         res = evaluate_run(
@@ -37,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir,
             which=args.checkpoint,
             progress=not args.no_progress,
+            eval_overrides=overrides,
         )
         print(format_result(res))
     return 0
