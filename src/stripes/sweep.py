@@ -163,8 +163,9 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
            extra_overrides: dict[str, Any] | None = None, validate: bool = True) -> list[RunSpec]:
     """All runs of a sweep (methods x contexts x seeds x lrs), deduplicated by name, in a stable order.
 
-    ``n_seeds`` keeps the first N seeds; ``extra_overrides`` are applied to every run. With ``validate``
-    each run's config is resolved (unknown PE/context names or keys raise ConfigError)."""
+    ``n_seeds`` keeps the first N seeds (more than listed: the next integers); ``extra_overrides`` are applied
+    to every run. With ``validate`` each run's config is resolved (unknown PE/context names or keys raise
+    ConfigError)."""
     profile = profile or cfg.get("profile", "quick")
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
@@ -172,7 +173,8 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
     if n_seeds is not None:
         if n_seeds < 1:
             raise ConfigError("--seeds must be >= 1")
-        seeds = seeds[:n_seeds] if n_seeds <= len(seeds) else list(range(n_seeds))
+        extra = [max(seeds, default=-1) + 1 + i for i in range(n_seeds - len(seeds))]
+        seeds = seeds[:n_seeds] + extra  # more than listed: the next integers (e.g. 5 seeds as P1)
     lrs = _by_profile(cfg.get("lrs", [None]), profile, "lrs")
     bars = [int(b) for b in cfg.get("bars", [16, 64])]
     contexts = cfg.get("contexts", ["time"])

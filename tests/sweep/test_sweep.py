@@ -62,6 +62,7 @@ def test_expand_profile_seeds_and_dedup(tmp_path: Path) -> None:
     cfg = sw.load_sweep(_write(tmp_path, GRID))
     assert {s.seed for s in sw.expand(cfg, "paper", validate=False)} == {0, 1, 2, 3, 4}
     assert {s.seed for s in sw.expand(cfg, n_seeds=1)} == {0}
+    assert sorted({s.seed for s in sw.expand(cfg, n_seeds=5)}) == [0, 1, 2, 3, 4]  # listed + next integers
     dup = dict(GRID, methods=GRID["methods"] + [{"label": "again", "pe": "ropepool", "contexts": ["bin"]}])
     assert len(sw.expand(sw.load_sweep(_write(tmp_path, dup)))) == 16
     extra = sw.expand(cfg, extra_overrides={"train.epochs": 1})

@@ -10,7 +10,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=["smoke", "quick", "paper"], default=None,
                    help="run profile (default: the sweep config's, usually quick)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel subprocesses (default 1)")
-    p.add_argument("--seeds", type=int, default=None, help="use only the first N seeds of the config")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="use the first N seeds of the config (more than it lists: the next integers)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable), e.g. train.device=cuda")
     p.add_argument("--data-root", default=None, help="data folder (default $STRIPES_DATA, then the cache)")
