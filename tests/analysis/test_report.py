@@ -93,11 +93,14 @@ def make_run(root: Path, pe: str, context: str | list[str], seed: int, vals16: d
     for bars, vals in ((16, vals16), (64, vals64)):
         if vals is None:
             continue
-        sel = {"ssmd": 14.0, "gs": 20.0, "ndd": 90.0, "onset_f1": 0.1, **vals}
+        vals = dict(vals)
+        bce = vals.pop("bce", 0.2)
+        sel = {"ssmd": 14.0, "gs": 20.0, "ndd": 90.0, "onset_f1": 0.1, "frame_f1": 0.25, **vals}
         fixed = {k: v - 1.0 for k, v in sel.items()}  # the 0.5 threshold scores 1 lower everywhere
-        selected = {"method": "threshold", "threshold": 0.3, "merge": None, "criterion": "val onset F1"}
+        selected = {"method": "threshold", "threshold": 0.3, "merge": None, "criterion": "val onset F1",
+                    "at_grid_edge": pe == "fstripe1"}
         m = {"bars": bars, "n_windows": 4, "selected": selected,
-             "at_selected": sel, "at_0.5": fixed, "bce": 0.2,
+             "at_selected": sel, "at_0.5": fixed, "bce": bce,
              "bce_per_position": list(np.linspace(0.1, 0.3, bars * 64))}
         (run / f"metrics_{bars}.json").write_text(json.dumps(m))
     if png:
@@ -121,9 +124,11 @@ def make_p1_runs(root: Path, gain64: float = 2.0, noise: tuple[float, ...] = NOI
             for seed, e in enumerate(noise):
                 cs = base + off + e
                 vals.append(cs)
-                make_run(root, pe, ctx.lower(), seed, {"cs": cs, "gs": cs + 1},
+                bce = 0.3 - cs / 1000  # threshold-free loss follows CS
+                v16 = {"cs": cs, "gs": cs + 1, "bce": bce, "onset_f1": cs / 100}
+                make_run(root, pe, ctx.lower(), seed, v16,
                          {"cs": cs + gain64, "gs": cs + 1 + gain64, "ssmd": 14.0 - gain64 / 10 - 0.01 * seed,
-                          "ndd": 90.0 - gain64 - 0.1 * seed},
+                          "ndd": 90.0 - gain64 - 0.1 * seed, "bce": bce},
                          variant=ROPE[ctx] if pe == "rope" else None)
             names = {"rope": f"RoPE({ROPE[ctx]})", "fstripe1": "F-StrIPE₁", "ropepool": "RoPEPool"}
             label = names[pe]
@@ -188,8 +193,21 @@ def test_report_tables_means_marks_and_published(tmp_path: Path) -> None:
             assert _num(_row(md, sel, ctx, m)[4])[2] == expected[m]
         assert expected["RoPEPool"] == "*"  # 3 points ahead with std 0.5: must be significant
         assert _row(md, sel, ctx, "RoPEPool")[4].startswith("**")  # best mean in bold
-    # Table II gets the RoPE rows (one variant per context here)
-    assert _row(md, "P1 Table II (RoPE baselines) — binarization", "REP", "RoPE(B)")[3] == "3"
+    # threshold-free BCE and note F1, x100, with marks (lower BCE is better)
+    extra = "P1 Table III (best RoPE vs F-StrIPE₁ vs RoPEPool) — threshold-free"
+    for (ctx, method), vals in truth.items():
+        cells = _row(md, extra, ctx, method)
+        assert _num(cells[4])[0] == pytest.approx(100 * (0.3 - np.mean(vals) / 1000), abs=0.005)
+        assert _num(cells[6])[0] == pytest.approx(np.mean(vals), abs=0.005)  # onset F1 %, 16 bars
+        assert _num(cells[8])[0] == pytest.approx(25.0)  # frame F1 %, 16 bars
+    assert _num(_row(md, extra, "BIN", "RoPEPool")[4])[2] == "*"
+    assert _row(md, extra, "BIN", "RoPEPool")[4].startswith("**")
+    # binarization summary: 3 methods x 4 contexts x 3 seeds, two window lengths; F-StrIPE1 at the grid edge
+    assert "16 bars: 0.3: 36; 64 bars: 0.3: 36" in md
+    assert "⚠ 24 choices lie at the edge of the threshold grid" in md
+    # one RoPE variant per context: Table II would repeat Table III's rows, so it is left out with a note
+    assert "P1 Table II (RoPE baselines) —" not in md
+    assert "P1 Table II is not shown" in md
 
 
 def test_report_verdicts_reproduced(tmp_path: Path) -> None:
@@ -203,8 +221,10 @@ def test_report_verdicts_reproduced(tmp_path: Path) -> None:
     assert "**MI ranking BIN > KEY > REP > TIME (P1 Table I)** — *reproduced*" in claims
     assert "**Context ranking BIN > KEY > REP > TIME" in claims
     verdicts = re.findall(r"— \*([^*]+)\*", claims)
-    assert verdicts == ["reproduced"] * 4, verdicts
-    assert "BIN CS@16: RoPEPool > RoPE(C): 26.00 vs 20.00" in claims
+    assert verdicts == ["reproduced"] * 6, verdicts
+    assert "threshold-free test BCE** — *reproduced*" in claims
+    assert "BIN BCE@16: RoPEPool vs RoPE(C): 0.2740 vs 0.2800" in claims
+    assert "BIN CS@16: RoPEPool vs RoPE(C): 26.00 vs 20.00" in claims
     # MI table with P1's column and Fig. 4
     assert "| BIN | 1.1083 | 1.0075 | 0.9068 | 1.0075 |" in md
     for png in ("fig4_mi.png", "bce_per_position_64.png"):
@@ -222,7 +242,7 @@ def test_report_verdicts_not_reproduced_and_not_separable(tmp_path: Path) -> Non
     # large seed noise: every difference is within noise
     make_p1_runs(tmp_path / "b", gain64=0.5, noise=(-30.0, 0.0, 30.0))
     claims = rp.make_report([tmp_path / "b"], tmp_path / "ob").read_text().split("## Claims of P1")[1]
-    assert re.findall(r"— \*([^*]+)\*", claims) == ["not separable at this scale"] * 3
+    assert re.findall(r"— \*([^*]+)\*", claims) == ["not separable at this scale"] * 5
 
 
 def test_comparison_and_verdict_logic() -> None:
@@ -272,8 +292,10 @@ def test_p2_table_scales_ssmd_and_links_pianorolls(tmp_path: Path) -> None:
     assert cells[4].startswith("**")  # best CS among all P2 rows
     assert tuple(_row(md, head, "chord", "F-StrIPE:C", "P2")[4:]) == pub.P2_TABLE_I["F-StrIPE:C"]
     assert _row(md, head, "melody+chord+phrase", "S S-RPE", "P2")[8] == "⧹"
-    links = re.findall(r"\]\(([^)]+song001_t0\.png)\)", md)
-    assert links and all((out / link).resolve().is_file() for link in links)
+    # pianorolls are copied beside the report (one context, lowest seed per method) and embedded
+    links = re.findall(r"!\[[^]]*\]\((pianorolls/[^)]+song001_t0\.png)\)", md)
+    assert len(links) == 1 and (out / links[0]).read_bytes() == b"\x89PNG fake"
+    assert "_s0_" in links[0]
 
 
 def test_report_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -306,3 +328,21 @@ def test_report_cli_writes_report(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.md").is_file()
     assert "wrote" in capsys.readouterr().out
+
+
+def test_table_ii_shown_with_several_rope_variants(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(root, "rope", "rep", seed, {"cs": 18.0 + seed}, variant="B")
+        make_run(root, "rope", "rep", seed, {"cs": 10.0 + seed}, variant="A")
+        make_run(root, "ropepool", "rep", seed, {"cs": 12.0 + seed})
+    md = rp.make_report([root], tmp_path / "out").read_text()
+    head = "P1 Table II (RoPE baselines) — binarization"
+    assert _num(_row(md, head, "REP", "RoPE(A)")[4])[0] == 10.5
+    assert _num(_row(md, head, "REP", "RoPE(B)")[4])[0] == 18.5
+    assert "P1 Table II is not shown" not in md
+    # Table III keeps only the best variant by CS
+    t3 = "P1 Table III (best RoPE vs F-StrIPE₁ vs RoPEPool) — binarization"
+    _row(md, t3, "REP", "RoPE(B)")
+    with pytest.raises(AssertionError):
+        _row(md, t3, "REP", "RoPE(A)")

@@ -31,10 +31,15 @@ from stripes.analysis.published import (
     published_cells,
 )
 from stripes.errors import DataError
-from stripes.fileio import atomic_path, atomic_write_text
+from stripes.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 
 METRICS = ("cs", "ssmd", "gs", "ndd")
-HIGHER = {"cs": True, "ssmd": False, "gs": True, "ndd": False}
+HIGHER = {"cs": True, "ssmd": False, "gs": True, "ndd": False,
+          "bce": False, "onset_f1": True, "frame_f1": True}
+# threshold-free test BCE and note-level F1 (at the selected binarization); shown x100
+EXTRA_COLUMNS: tuple[tuple[str, int], ...] = tuple(
+    (m, b) for m in ("bce", "onset_f1", "frame_f1") for b in (16, 64))
+EXTRA_NAMES = {"bce": "BCE×100", "onset_f1": "onset F1 %", "frame_f1": "frame F1 %"}
 P1_CONTEXTS = ("TIME", "REP", "KEY", "BIN")
 ROPES = ("RoPE(A)", "RoPE(B)", "RoPE(C)")
 P1_T3_OTHERS = ("F-StrIPE₁", "RoPEPool")
@@ -181,12 +186,16 @@ def select_lr(runs: Sequence[Run]) -> tuple[list[Run], dict[tuple[str, str], flo
 
 
 def scores(runs: Sequence[Run], setting: str, metric: str, bars: int) -> list[float]:
-    """Per-seed values of one metric (runs lacking that evaluation are skipped)."""
+    """Per-seed values of one metric (runs lacking that evaluation are skipped). ``"bce"`` is threshold-free:
+    it is read from the top level of the metrics whatever ``setting`` says."""
     out = []
     for r in runs:
         m = r.metrics.get(bars)
-        if m is not None and metric in m.get(setting, {}):
-            out.append(float(m[setting][metric]))
+        if m is None:
+            continue
+        src = m if metric == "bce" else m.get(setting, {})
+        if metric in src:
+            out.append(float(src[metric]))
     return out
 
 
@@ -243,8 +252,13 @@ class Comparison:
             return f"{self.what}: no runs"
         p = self.p
         ptxt = "no test (<2 seeds)" if p is None else f"p={p:.3g}"
-        return (f"{self.what}: {np.mean(self.a):.2f} vs {np.mean(self.b):.2f} ({ptxt}, n={len(self.a)}/"
-                f"{len(self.b)}) → {self.status}")
+        a, b = _short(np.mean(self.a)), _short(np.mean(self.b))
+        return f"{self.what}: {a} vs {b} ({ptxt}, n={len(self.a)}/{len(self.b)}) → {self.status}"
+
+
+def _short(x: float) -> str:
+    """Two decimals for scores, four for small quantities such as BCE."""
+    return f"{x:.2f}" if abs(x) >= 1 else f"{x:.4f}"
 
 
 def verdict(comps: Sequence[Comparison]) -> str:
@@ -289,10 +303,15 @@ def plan_tables(groups: dict[tuple[str, str], list[Run]]) -> list[Table]:
     """Which paper tables the runs fill, with their rows."""
     tables = []
     t2 = [(c, m) for c in P1_CONTEXTS for m in ROPES if groups.get((c, m))]
-    if t2:
+    t2_full = any(sum(1 for cc, _ in t2 if cc == c) > 1 for c in P1_CONTEXTS)
+    has_t3 = any(groups.get((c, m)) for c in P1_CONTEXTS for m in P1_T3_OTHERS)
+    if t2 and (t2_full or not has_t3):
         tables.append(Table("p1-table2", t2))
     t3: list[tuple[str, str]] = []
     notes = []
+    if t2 and not t2_full and has_t3:
+        notes.append("P1 Table II is not shown: one RoPE variant per context was run (the rows of "
+                     "Table III); run the p1-table2 sweep for all three")
     if any(groups.get((c, m)) for c in P1_CONTEXTS for m in P1_T3_OTHERS):
         for c in P1_CONTEXTS:
             rope = _best_rope(groups, c)
@@ -311,13 +330,19 @@ def plan_tables(groups: dict[tuple[str, str], list[Run]]) -> list[Table]:
     return tables
 
 
-def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting: str) -> list[str]:
+def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting: str,
+                 columns: Sequence[tuple[str, int]] = COLUMNS) -> list[str]:
     """Markdown lines of one table at one binarization setting: our mean ± std and marks, then the
-    published row."""
+    published row (paper columns only). ``columns`` = (metric, bars) pairs; :data:`EXTRA_COLUMNS` gives the
+    threshold-free / note-level table, shown ×100."""
     p1 = table.key.startswith("p1")
-    scale = {"ssmd": 2.0} if table.key == "p2-table1" else {}
+    paper_cols = tuple(columns) == COLUMNS
+    scale = dict.fromkeys(HIGHER, 100.0)
+    if paper_cols:
+        scale = {"ssmd": 2.0} if table.key == "p2-table1" else {}
     head = ["context", "method", "source", "n"] + [
-        f"{m.upper()}{'↑' if HIGHER[m] else '↓'}{'' if b == 16 else ' (64)'}" for m, b in COLUMNS]
+        f"{EXTRA_NAMES.get(m, m.upper())}{'↑' if HIGHER[m] else '↓'}{'' if b == 16 else ' (64)'}"
+        for m, b in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     # P1: methods compared within a context; P2: all rows compared together
     blocks = ([[r for r in table.rows if r[0] == c] for c in dict.fromkeys(c for c, _ in table.rows)]
@@ -325,7 +350,7 @@ def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting
     for block in blocks:
         marks: dict[tuple[str, int], dict[tuple[str, str], str]] = {}
         best: dict[tuple[str, int], tuple[str, str]] = {}
-        for metric, bars in COLUMNS:
+        for metric, bars in columns:
             grp = {row: scores(groups[row], setting, metric, bars) for row in block}
             grp = {row: v for row, v in grp.items() if v}
             if p1:
@@ -336,7 +361,7 @@ def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting
         for ctx, m in block:
             runs = groups[(ctx, m)]
             cells = []
-            for metric, bars in COLUMNS:
+            for metric, bars in columns:
                 txt = _fmt(scores(runs, setting, metric, bars), scale.get(metric, 1.0))
                 txt += marks.get((metric, bars), {}).get((ctx, m), "")
                 if best.get((metric, bars)) == (ctx, m):
@@ -344,7 +369,7 @@ def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting
                 cells.append(txt)
             lab = ctx if p1 else ctx.lower()
             lines.append("| " + " | ".join([lab, m, "ours", str(len(runs))] + cells) + " |")
-            pub = published_cells(table.key, ctx if p1 else None, m)
+            pub = published_cells(table.key, ctx if p1 else None, m) if paper_cols else None
             if pub is not None and (p1 or ctx == _p2_context(m)):
                 pcells = ["⧹" if pub[col] is None else _pub_text(pub[col]) for col in COLUMNS]
                 n = "5" if p1 else "3"
@@ -381,32 +406,36 @@ def claims(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float] | None
                     "verdict": "reproduced" if ok else "not reproduced",
                     "details": [" > ".join(f"{c} {mi[c]:.4f}" for c in order) + " nats (plug-in)"]})
 
-    def best_of(ctx: str, bars: int = 16) -> tuple[str, list[float]] | None:
-        cands = {m: scores(groups.get((ctx, m), []), setting, "cs", bars) for m in p1_methods}
+    def best_of(ctx: str, metric: str) -> tuple[str, list[float]] | None:
+        cands = {m: scores(groups.get((ctx, m), []), setting, metric, 16) for m in p1_methods}
         cands = {m: v for m, v in cands.items() if v}
         if not cands:
             return None
-        m = max(cands, key=lambda k: float(np.mean(cands[k])))
+        sign = 1.0 if HIGHER[metric] else -1.0
+        m = max(cands, key=lambda k: sign * float(np.mean(cands[k])))
         return m, cands[m]
 
-    comps = []
-    ranking = ["BIN", "KEY", "REP", "TIME"]
-    for hi, lo in zip(ranking, ranking[1:], strict=False):
-        a, b = best_of(hi), best_of(lo)
-        what = f"CS@16 best {hi} ({a[0] if a else '-'}) > best {lo} ({b[0] if b else '-'})"
-        comps.append(Comparison(what, a[1] if a else [], b[1] if b else [], True))
-    out.append({"claim": "Context ranking BIN > KEY > REP > TIME (best method per context, CS at 16 bars)",
-                "verdict": verdict(comps), "details": [c.describe() for c in comps]})
-
-    comps = []
     rope = _best_rope(groups, "BIN")
-    for other in P1_T3_OTHERS:
-        for bars in (16, 64):
-            a = scores(groups.get(("BIN", other), []), setting, "cs", bars)
-            b = scores(groups.get(("BIN", rope), []), setting, "cs", bars) if rope else []
-            comps.append(Comparison(f"BIN CS@{bars}: {other} > {rope or 'RoPE'}", a, b, True))
-    out.append({"claim": "RoPEPool and F-StrIPE₁ ahead of (the best) RoPE on BIN",
-                "verdict": verdict(comps), "details": [c.describe() for c in comps]})
+    for metric, suffix in (("cs", ""), ("bce", " — threshold-free test BCE")):
+        name = "BCE" if metric == "bce" else "CS"
+        comps = []
+        ranking = ["BIN", "KEY", "REP", "TIME"]
+        for hi, lo in zip(ranking, ranking[1:], strict=False):
+            a, b = best_of(hi, metric), best_of(lo, metric)
+            what = f"{name}@16 best {hi} ({a[0] if a else '-'}) vs best {lo} ({b[0] if b else '-'})"
+            comps.append(Comparison(what, a[1] if a else [], b[1] if b else [], HIGHER[metric]))
+        claim = f"Context ranking BIN > KEY > REP > TIME (best method per context, {name} at 16 bars){suffix}"
+        out.append({"claim": claim, "verdict": verdict(comps), "details": [c.describe() for c in comps]})
+
+        comps = []
+        for other in P1_T3_OTHERS:
+            for bars in (16, 64):
+                a = scores(groups.get(("BIN", other), []), setting, metric, bars)
+                b = scores(groups.get(("BIN", rope), []), setting, metric, bars) if rope else []
+                what = f"BIN {name}@{bars}: {other} vs {rope or 'RoPE'}"
+                comps.append(Comparison(what, a, b, HIGHER[metric]))
+        out.append({"claim": f"RoPEPool and F-StrIPE₁ ahead of (the best) RoPE on BIN{suffix}",
+                    "verdict": verdict(comps), "details": [c.describe() for c in comps]})
 
     comps = []
     for ctx in P1_CONTEXTS:
@@ -553,6 +582,56 @@ def fig_bce(
     return True
 
 
+def binarization_summary(runs: Sequence[Run]) -> list[str]:
+    """Markdown lines: how often each (threshold, merge) was chosen on validation, per window length, and
+    a warning when some choices sit at the edge of the threshold grid."""
+    counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    edge: dict[int, int] = defaultdict(int)
+    for r in runs:
+        for bars, m in r.metrics.items():
+            sel = m.get("selected", {})
+            merge = sel.get("merge")
+            counts[bars][f"{sel.get('threshold')}" + ("" if merge is None else f" + merge {merge}")] += 1
+            edge[bars] += bool(sel.get("at_grid_edge"))
+    if not counts:
+        return []
+    lines = ["Binarization chosen on validation (threshold [+ merge]: runs): " + "; ".join(
+        f"{bars} bars: " + ", ".join(f"{k}: {n}" for k, n in sorted(c.items(), key=lambda kv: -kv[1]))
+        for bars, c in sorted(counts.items())), ""]
+    if any(edge.values()):
+        lines += [f"⚠ {sum(edge.values())} choices lie at the edge of the threshold grid: widen "
+                  "`eval.thresholds` (`stripes evaluate RUN --set eval.thresholds=[...]`).", ""]
+    return lines
+
+
+def copy_pianorolls(groups: dict[tuple[str, str], list[Run]], dest: Path) -> list[tuple[str, str, str]]:
+    """Copy the first 16- and 64-bar example PNG of each method's lowest-seed run, for one context (BIN when
+    present), into ``dest`` so that the report is self-contained. Returns (context, method, path relative
+    to ``dest.parent``) per copied image. Old PNGs in ``dest`` are removed first."""
+    ctxs = sorted({c for (c, _), rs in groups.items() if any(r.pianorolls for r in rs)},
+                  key=lambda c: (c != "BIN", c))
+    if dest.is_dir():
+        for old in dest.glob("*.png"):
+            old.unlink()
+    if not ctxs:
+        return []
+    shown = []
+    for (ctx, m), rs in sorted(groups.items()):
+        if ctx != ctxs[0]:
+            continue
+        runs = sorted((r for r in rs if r.pianorolls), key=lambda r: r.seed)
+        if not runs:
+            continue
+        first = {}
+        for png in runs[0].pianorolls:
+            first.setdefault(png.parent.name, png)
+        for png in first.values():
+            name = f"{runs[0].path.name}_{png.parent.name}_{png.name}"
+            atomic_write_bytes(dest / name, png.read_bytes())
+            shown.append((ctx, m, f"{dest.name}/{name}"))
+    return shown
+
+
 # ----------------------------------------------------------------------------------------------- report
 
 PROTOCOL = """\
@@ -601,12 +680,18 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         md += ["Learning rates chosen: "
                + "; ".join(f"{c} {m}: {lr:g}" for (c, m), lr in sorted(lr_multi.items())), ""]
 
+    md += binarization_summary(kept)
     tables = plan_tables(groups)
     for t in tables:
         for setting, desc in SETTINGS.items():
             md += [f"## {TABLES[t.key]} — {desc}", ""]
             md += render_table(t, groups, setting)
             md.append("")
+        md += [f"## {TABLES[t.key]} — threshold-free test BCE and note-level F1", "",
+               "Mean test BCE per cell (no binarization) and note F1 on onsets and frames at the "
+               "validation-selected binarization, all ×100; marks as above.", ""]
+        md += render_table(t, groups, "at_selected", EXTRA_COLUMNS)
+        md.append("")
         md += [f"- {n}" for n in t.notes]
         if t.notes:
             md.append("")
@@ -616,7 +701,7 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
 
     if mi_rows:
         md += ["## P1 Table I — mutual information content/context (nats)", "",
-               f"From `{mi_file}`.", "",
+               f"From `{os.path.relpath(mi_file, out_dir)}`.", "",
                "| context | plug-in | Miller-Madow | shuffle-corrected | P1 |", "|---|---|---|---|---|"]
         for r in mi_rows:
             c = str(r["context"]).upper()
@@ -648,16 +733,15 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     md.append("")
 
     md += ["## Pianorolls", ""]
-    any_png = False
-    for (ctx, m), rs in sorted(groups.items()):
-        links = [f"[{r.path.name}/{p.parent.name}/{p.name}]({os.path.relpath(p, out_dir)})"
-                 for r in rs for p in r.pianorolls[:2]]
-        if links:
-            any_png = True
-            md.append(f"- {ctx} {m}: " + ", ".join(links))
-    if not any_png:
-        md.append("No pianoroll PNGs found in the runs.")
-    md.append("")
+    shown = copy_pianorolls(groups, out_dir / "pianorolls")
+    if shown:
+        md += ["Target (top), binarized prediction (middle) and probabilities (bottom) of the first test "
+               f"examples, lowest seed of each method, context {shown[0][0]}; every run keeps its examples "
+               "(MIDI + PNG) in its `examples_16/` and `examples_64/` folders.", ""]
+        for ctx, m, rel in shown:
+            md += [f"**{ctx} {m}** — `{rel.split('/', 1)[1]}`", "", f"![{ctx} {m}]({rel})", ""]
+    else:
+        md += ["No pianoroll PNGs found in the runs.", ""]
     path = out_dir / "report.md"
     atomic_write_text(path, "\n".join(md))
     return path
