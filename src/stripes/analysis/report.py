@@ -3,8 +3,9 @@
 :func:`make_report` collects run folders (``config.json`` + ``metrics_{16,64}.json``), groups them by
 (context, method), keeps per (context, method) the learning rate with the lowest mean validation BCE (from
 ``log.csv``), and writes ``report.md`` with mean ± std over seeds next to the published numbers, P1's
-significance marks (§10.5, :func:`stripes.analysis.stats.significance_marks`), MI table and Fig. 4,
-per-position BCE curves at 64 bars, links to the pianoroll PNGs, and verdicts on P1's claims.
+significance marks (§10.5, :func:`stripes.analysis.stats.significance_marks`), a threshold-free companion
+table (test BCE, note F1), the binarizations chosen on validation, MI table and Fig. 4, per-position BCE
+curves at 64 bars, a few pianorolls copied beside the report, and verdicts on P1's claims.
 """
 
 from __future__ import annotations
