@@ -587,20 +587,20 @@ def binarization_summary(runs: Sequence[Run]) -> list[str]:
     """Markdown lines: how often each (threshold, merge) was chosen on validation, per window length, and
     a warning when some choices sit at the edge of the threshold grid."""
     counts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    edge: dict[int, int] = defaultdict(int)
+    edge = 0
     for r in runs:
         for bars, m in r.metrics.items():
             sel = m.get("selected", {})
             merge = sel.get("merge")
             counts[bars][f"{sel.get('threshold')}" + ("" if merge is None else f" + merge {merge}")] += 1
-            edge[bars] += bool(sel.get("at_grid_edge"))
+            edge += bool(sel.get("at_grid_edge"))
     if not counts:
         return []
     lines = ["Binarization chosen on validation (threshold [+ merge]: runs): " + "; ".join(
         f"{bars} bars: " + ", ".join(f"{k}: {n}" for k, n in sorted(c.items(), key=lambda kv: -kv[1]))
         for bars, c in sorted(counts.items())), ""]
-    if any(edge.values()):
-        lines += [f"⚠ {sum(edge.values())} choices lie at the edge of the threshold grid: widen "
+    if edge:
+        lines += [f"⚠ {edge} choices lie at the edge of the threshold grid: widen "
                   "`eval.thresholds` (`stripes evaluate RUN --set eval.thresholds=[...]`).", ""]
     return lines
 
