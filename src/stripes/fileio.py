@@ -13,10 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _default_mode() -> int:
-    umask = os.umask(0)
+def _read_umask() -> int:
+    umask = os.umask(0)  # the only portable way to read it; done once, at import, before any thread starts
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+_UMASK = _read_umask()
 
 
 @contextmanager
@@ -36,7 +39,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
