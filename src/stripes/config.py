@@ -17,9 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from stripes.data.contexts import CONTEXT_ALIASES  # the one list of contexts
+from stripes.data.contexts import CONTEXT_NAMES as _CANONICAL
 from stripes.errors import ConfigError
 
-CONTEXT_NAMES = ("time", "rep", "key", "bin", "melody", "chord", "phrase", "m", "c", "p")
+CONTEXT_NAMES = _CANONICAL + tuple(CONTEXT_ALIASES)  # accepted spellings (m, c, p = melody, chord, phrase)
 ATTENTIONS = ("linear", "softmax")
 BIAS_PES = ("srpe",)  # bias-type PEs only work with softmax attention (P3 S-RPE)
 
@@ -230,7 +232,8 @@ def validate(cfg: RunConfig) -> None:
 
 
 def list_profiles() -> list[str]:
-    """Names of the bundled profiles."""
+    """Names of the bundled profiles: every ``stripes/configs/<name>.json`` (the one list of profiles; a new
+    profile is one new file)."""
     root = resources.files("stripes") / "configs"
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
 

@@ -17,3 +17,11 @@ class ConfigError(StripesError):
 
 class TrainingError(StripesError):
     """A training run cannot go on (for example a NaN or inf loss)."""
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint that is missing, corrupt, of an old format, or would need code to be unpickled."""
+
+
+class ModelError(StripesError):
+    """Inputs of the wrong shape or type for a model or a positional encoding."""

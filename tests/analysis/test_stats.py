@@ -1,5 +1,7 @@
 """P1 significance marks: Levene then Student / Welch, '*' and '†'."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -56,7 +58,8 @@ def test_no_mark_when_nothing_differs():
 
 
 def test_two_methods_and_degenerate_samples():
-    assert significance_marks({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}, True) == {"a": "", "b": "*"}
+    # constant samples cannot be tested: no mark however far apart the means are
+    assert significance_marks({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}, True) == {"a": "", "b": ""}
     assert significance_marks({"a": [1.0, 1.0], "b": [1.0, 1.0]}, True) == {"a": "", "b": ""}
 
 
@@ -74,3 +77,22 @@ def test_bad_input():
         compare([1.0], [2.0, 3.0])
     with pytest.raises(DataError):
         compare([1.0, float("nan")], [2.0, 3.0])
+
+
+def test_constant_samples_are_not_testable() -> None:
+    from stripes.analysis.stats import compare, significance_marks
+
+    # rounding-level difference between two constant samples: no p = 0, no verdict
+    r = compare([0.5, 0.5, 0.5], [0.5000001, 0.5000001, 0.5000001])
+    assert r["test"] == "not testable" and math.isnan(r["p"])
+    assert math.isnan(compare([1.0, 1.0], [1.0, 1.0])["p"])
+    assert significance_marks({"a": [2.0, 2.0], "b": [1.0, 1.0]}, True) == {"a": "", "b": ""}
+    # one constant side is still a defined Welch test
+    assert compare([1.0, 1.0, 1.0], [2.0, 2.1, 1.9])["p"] < 0.05
+
+
+def test_report_says_not_testable(tmp_path) -> None:
+    from stripes.experiments.report.verdicts import Comparison
+
+    c = Comparison("x", [1.0, 1.0], [2.0, 2.0], True)
+    assert "not testable" in c.describe() and c.status == "within noise"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stripes.errors import ConfigError
+from stripes.errors import ConfigError, ModelError
 from stripes.models import Harmonizer
 from stripes.pe import list_pes
 
@@ -113,9 +113,9 @@ def test_bias_pe_needs_softmax_and_bad_shapes_are_rejected() -> None:
         Harmonizer(pe="no_such_pe", d_model=16, n_heads=2)
     model = _model("nope", 12)
     x, pos = _inputs(12)
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelError):
         model(x[..., :128], pos)
-    with pytest.raises(ValueError):
+    with pytest.raises(ModelError):
         model(x, pos[..., :3])
 
 

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import random_table
 
+from stripes.data.contexts import CONTEXT_WIDTH  # every other context is 1 wide
 from stripes.errors import DataError
 from stripes.fileio import atomic_write_text
 
 P1_TABLE_I = {"time": 0.0085, "rep": 0.0436, "key": 0.0476, "bin": 1.0075}
-CONTEXT_WIDTH = {"bin": 12}  # every other context is 1 wide (docs/architecture.md)
 
 
 # ---- estimators ------------------------------------------------------------------------------------

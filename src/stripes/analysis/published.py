@@ -96,6 +96,13 @@ P2_TABLE_I: dict[str, tuple[str, ...]] = {
                        "12.09±0.7", "89.32±0.6"),
 }
 
+# P2 Table I: the structural context each published row uses (contexts as our report labels them)
+P2_CONTEXT: dict[str, str] = {
+    "NoPE": "TIME", "SPE": "TIME", "S S-RPE": "MELODY+CHORD+PHRASE", "F-StrIPE": "MELODY+CHORD+PHRASE",
+    "F-StrIPE:M": "MELODY", "F-StrIPE:C": "CHORD", "F-StrIPE:P": "PHRASE",
+    "F-StrIPE:SFF": "MELODY+CHORD+PHRASE", "F-StrIPE:SFF:C": "CHORD",
+}
+
 TABLES: dict[str, str] = {
     "p1-table2": "P1 Table II (RoPE baselines)",
     "p1-table3": "P1 Table III (best RoPE vs F-StrIPE₁ vs RoPEPool)",

@@ -23,8 +23,9 @@ def compare(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05, cent
 
     Levene's test (``center``: scipy's default "median", i.e. Brown-Forsythe; "mean" is the original)
     decides equal variances (p >= alpha) -> Student's t-test, else Welch's. Returns
-    {"p": t-test p-value, "test": "student" | "welch", "levene_p": float}. Degenerate samples with zero
-    variance on both sides give p = 0 when the means differ and 1 when they are equal.
+    {"p": t-test p-value, "test": "student" | "welch", "levene_p": float}. When both samples are constant
+    (zero variance on both sides, e.g. identical or rounded scores) no t-test is defined: the result is
+    ``{"p": nan, "test": "not testable", ...}`` and a difference of means, however it looks, decides nothing.
     """
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
@@ -33,7 +34,7 @@ def compare(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05, cent
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise DataError("samples contain NaN or inf")
     if np.ptp(x) == 0 and np.ptp(y) == 0:
-        return {"p": 0.0 if x[0] != y[0] else 1.0, "test": "student", "levene_p": 1.0}
+        return {"p": float("nan"), "test": "not testable", "levene_p": float("nan")}
     with (
         warnings.catch_warnings()
     ):  # equal absolute deviations make Levene 0/0 (NaN): read as equal variances
@@ -67,7 +68,7 @@ def significance_marks(
     marks = {m: "" for m in results}
     best = order[0]
     if compare(results[best], results[order[1]], alpha=alpha, center=center)["p"] < alpha:
-        marks[best] = "*"
+        marks[best] = "*"  # NaN ("not testable") is never < alpha: no mark
     elif (
         len(order) > 2 and compare(results[best], results[order[2]], alpha=alpha, center=center)["p"] < alpha
     ):

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stripes.demo import run_demo
+    from stripes.apps.demo import run_demo
 
     run_demo(
         out=args.out,

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stripes.config import parse_overrides
-    from stripes.evaluate import evaluate_run, format_result
+    from stripes.experiments.evaluate import evaluate_run, format_result
 
     overrides = parse_overrides(args.set)
 

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stripes.analysis.report import make_report
+    from stripes.experiments.report import make_report
 
     path = make_report(args.runs, args.out, args.mi)
     print(f"wrote {path}")

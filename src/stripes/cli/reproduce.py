@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stripes.cli.sweep import add_common
+from stripes.cli.sweep import add_common, launcher_from_args
 
 DEFAULT_TABLES = "p1-table2,p1-table3,p2-table1"
 
@@ -21,14 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from stripes.config import parse_overrides
     from stripes.errors import ConfigError
-    from stripes.sweep import reproduce
+    from stripes.experiments.reproduce import reproduce
 
     if args.jobs < 1:
         raise ConfigError("--jobs must be >= 1")
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
     res = reproduce(tables, profile=args.profile or "quick", out=args.out, n_seeds=args.seeds, jobs=args.jobs,
                     overrides=parse_overrides(args.overrides), data_root=args.data_root,
-                    cache_dir=args.cache_dir, mi=not args.no_mi)
+                    cache_dir=args.cache_dir, mi=not args.no_mi, contexts=args.contexts,
+                    launcher=launcher_from_args(args))
     print(f"report: {res['report']}")
     if res["failed"]:
         names = ", ".join(res["failed"])

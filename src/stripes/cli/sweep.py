@@ -7,15 +7,37 @@ import argparse
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options shared by ``sweep`` and ``reproduce``."""
-    p.add_argument("--profile", choices=["smoke", "quick", "paper"], default=None,
+    from stripes.config import list_profiles
+
+    p.add_argument("--profile", choices=list_profiles(), default=None,
                    help="run profile (default: the sweep config's, usually quick)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel subprocesses (default 1)")
+    p.add_argument("--contexts", default=None,
+                   help="only these contexts, comma-separated (e.g. bin,time); default: all of the sweep")
+    p.add_argument("--jobs", type=int, default=1, help="local runs in parallel subprocesses (default 1)")
+    p.add_argument("--launcher", choices=["local", "submitit"], default="local",
+                   help="where runs execute: local (default; --jobs) or submitit (one Slurm job per run)")
+    p.add_argument("--cluster", default="slurm", help="submitit cluster: slurm (default) or local")
+    p.add_argument("--partition", default=None, help="submitit: Slurm partition")
+    p.add_argument("--time-min", type=int, default=60, help="submitit: job time limit, minutes (default 60)")
+    p.add_argument("--gpus", type=int, default=0, help="submitit: GPUs per job (default 0)")
+    p.add_argument("--cpus", type=int, default=2, help="submitit: CPUs per job (default 2)")
+    p.add_argument("--mem-gb", type=int, default=None, help="submitit: memory per job")
+    p.add_argument("--submitit-dir", default=None, help="submitit: log folder (default <out>/submitit)")
     p.add_argument("--seeds", type=int, default=None,
                    help="use the first N seeds of the config (more than it lists: the next integers)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable), e.g. train.device=cuda")
     p.add_argument("--data-root", default=None, help="data folder (default $STRIPES_DATA, then the cache)")
     p.add_argument("--cache-dir", default=None, help="prepared-array cache (default $STRIPES_CACHE)")
+
+
+def launcher_from_args(args: argparse.Namespace) -> object:
+    """The launcher the options ask for (``--launcher`` and the submitit options)."""
+    from stripes.experiments.launchers import make_launcher
+
+    return make_launcher(args.launcher, args.jobs, folder=args.submitit_dir, cluster=args.cluster,
+                         partition=args.partition, timeout_min=args.time_min, gpus_per_node=args.gpus,
+                         cpus_per_task=args.cpus, mem_gb=args.mem_gb)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,12 +54,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from stripes.config import parse_overrides
     from stripes.errors import ConfigError
-    from stripes.sweep import DONE, expand, load_sweep, read_status, run_sweep
+    from stripes.experiments.sweep import DONE, expand, filter_contexts, load_sweep, read_status, run_sweep
 
     if args.jobs < 1:
         raise ConfigError("--jobs must be >= 1")
     cfg = load_sweep(args.config)
     specs = expand(cfg, args.profile, args.seeds, parse_overrides(args.overrides))
+    specs = filter_contexts(specs, args.contexts)
     profile = specs[0].profile if specs else (args.profile or "quick")
     out = Path(args.out or f"results/sweeps/{profile}")
     if args.dry_run:
@@ -47,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{state:<10} {s.label:<16} {s.name}")
         print(f"{len(specs)} runs in {out}")
         return 0
-    summary = run_sweep(specs, out, jobs=args.jobs, data_root=args.data_root, cache_dir=args.cache_dir)
+    summary = run_sweep(specs, out, jobs=args.jobs, data_root=args.data_root, cache_dir=args.cache_dir,
+                        launcher=launcher_from_args(args))
     print(f"done {len(summary['done'])}, failed {len(summary['failed'])}, "
           f"already done {len(summary['skipped'])}; status in {out / 'sweep_status.json'}")
     for name in summary["failed"]:

@@ -41,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a harmonization model",
         description="Train one run; writes config.json, checkpoints/, log.csv into --out.",
     )
-    p.add_argument("--profile", default="quick", help="config profile: paper, quick or smoke (default quick)")
+    from stripes.config import list_profiles
+
+    p.add_argument("--profile", default="quick", choices=list_profiles(),
+                   help="config profile (default quick; cpu = the laptop reproduction)")
     p.add_argument("--config", help="JSON config file instead of a profile")
     p.add_argument("--pe", help="positional encoding (e.g. ropepool, rope_c, fstripe, nope)")
     p.add_argument("--context", help="context name(s), comma-separated (time, rep, key, bin, ...)")

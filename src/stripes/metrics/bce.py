@@ -1,33 +1,38 @@
-"""Threshold-free binary cross-entropy helpers (natural log) from probabilities and binary targets."""
+"""Binary cross-entropy (natural log) from logits: the one BCE of the project.
+
+The training loss (:meth:`stripes.models.Harmonizer.loss`), per-epoch validation and ``stripes evaluate``
+all call :func:`bce_with_logits`; it accepts torch tensors or numpy arrays of logits.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from stripes.errors import DataError
 
-_EPS = 1e-7
+
+def bce_with_logits(logits: Any, targets: Any) -> torch.Tensor:
+    """Per-cell BCE, computed in float32 (or float64 if given): logits and targets (..., P) -> (..., P)."""
+    lg = torch.as_tensor(logits)
+    y = torch.as_tensor(targets)
+    if lg.shape != y.shape:
+        raise DataError(f"logits shape {tuple(lg.shape)} != targets shape {tuple(y.shape)}")
+    dtype = torch.float64 if lg.dtype == torch.float64 else torch.float32
+    return F.binary_cross_entropy_with_logits(lg.to(dtype), y.to(dtype), reduction="none")
 
 
-def _cells(probs: np.ndarray, targets: np.ndarray, eps: float) -> np.ndarray:
-    p = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(targets, dtype=np.float64)
-    if p.shape != y.shape:
-        raise DataError(f"probabilities shape {p.shape} != targets shape {y.shape}")
-    if p.ndim not in (2, 3):
-        raise DataError(f"expected (T, P) or (B, T, P) arrays, got shape {p.shape}")
-    if not np.all(np.isfinite(p)) or p.min(initial=0.0) < 0 or p.max(initial=0.0) > 1:
-        raise DataError("probabilities must be finite and in [0, 1]")
-    p = np.clip(p, eps, 1.0 - eps)
-    return -(y * np.log(p) + (1.0 - y) * np.log1p(-p))
+def bce_mean(logits: Any, targets: Any) -> float:
+    """Mean BCE over every cell of (T, P) or (B, T, P) logits/targets."""
+    return float(bce_with_logits(logits, targets).mean())
 
 
-def bce_mean(probs: np.ndarray, targets: np.ndarray, eps: float = _EPS) -> float:
-    """Mean BCE over every cell of (T, P) or (B, T, P) arrays (probabilities clipped to [eps, 1 - eps])."""
-    return float(_cells(probs, targets, eps).mean())
-
-
-def bce_per_position(probs: np.ndarray, targets: np.ndarray, eps: float = _EPS) -> np.ndarray:
-    """Mean BCE per tick of the window, averaged over pitches (and windows): (T, P) or (B, T, P) -> (T,)."""
-    c = _cells(probs, targets, eps)
-    return c.mean(axis=-1) if c.ndim == 2 else c.mean(axis=(0, 2))
+def bce_per_position(logits: Any, targets: Any) -> np.ndarray:
+    """Mean BCE per tick, averaged over pitches (and windows): (T, P) or (B, T, P) -> (T,)."""
+    c = bce_with_logits(logits, targets)
+    if c.dim() not in (2, 3):
+        raise DataError(f"expected (T, P) or (B, T, P) arrays, got shape {tuple(c.shape)}")
+    return (c.mean(-1) if c.dim() == 2 else c.mean(dim=(0, 2))).double().numpy()

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from stripes.errors import ConfigError
+from stripes.errors import ConfigError, ModelError
 
 
 def _build_pe(
@@ -157,9 +156,9 @@ class Harmonizer(nn.Module):
     ) -> torch.Tensor:
         """x (B, T, 256), pos (B, T, C) float -> logits (B, T, 128)."""
         if x.dim() != 3 or x.shape[-1] != self.d_in:
-            raise ValueError(f"x must be (B, T, {self.d_in}), got {tuple(x.shape)}")
+            raise ModelError(f"x must be (B, T, {self.d_in}), got {tuple(x.shape)}")
         if pos.dim() != 3 or pos.shape[:2] != x.shape[:2] or pos.shape[-1] != self.context_dim:
-            raise ValueError(f"pos must be (B, T, {self.context_dim}) matching x, got {tuple(pos.shape)}")
+            raise ModelError(f"pos must be (B, T, {self.context_dim}) matching x, got {tuple(pos.shape)}")
         h = self.in_proj(x)
         if self.input_pe is not None:
             h = h + self.input_pe.embed(pos).to(h.dtype)
@@ -171,7 +170,9 @@ class Harmonizer(nn.Module):
     @staticmethod
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """BCE with logits, mean over (batch, time, pitch) (P3 code)."""
-        return F.binary_cross_entropy_with_logits(logits.float(), y.float())
+        from stripes.metrics.bce import bce_with_logits
+
+        return bce_with_logits(logits, y).mean()
 
 
 def build_model(config: Any, context_dim: int) -> Harmonizer:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from stripes.data.contexts import context_dim
 from stripes.errors import DataError
 
 TICKS_PER_BAR = 64
-_WIDTH = {"bin": 12}
 _SPLIT_SEED = {"train": 11, "val": 12, "test": 13}
 
 
@@ -27,7 +27,7 @@ class SyntheticHarmonization:
         if split not in _SPLIT_SEED:
             raise DataError(f"unknown split {split!r}")
         self.contexts = [context] if isinstance(context, str) else list(context)
-        self.context_dim = sum(_WIDTH.get(c, 1) for c in self.contexts)
+        self.context_dim = context_dim(self.contexts)
         self.window_len = bars * TICKS_PER_BAR
         self.manifest_hash = hashlib.sha1(f"synthetic:{split}:{bars}:{n_windows}".encode()).hexdigest()[:16]
         rng = np.random.default_rng(_SPLIT_SEED[split] * 1000 + bars)

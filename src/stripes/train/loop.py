@@ -31,7 +31,13 @@ from stripes.config import RunConfig
 from stripes.errors import TrainingError
 from stripes.fileio import atomic_write_text
 from stripes.models import Harmonizer, build_model
-from stripes.train.checkpoint import load_checkpoint, save_checkpoint
+from stripes.train.checkpoint import (
+    is_inference,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from stripes.train.data import collate, make_dataset, random_subset, spread_subset
 from stripes.train.schedule import curriculum_length, lr_factor
 
@@ -65,21 +71,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _device(config: RunConfig) -> torch.device:
@@ -122,7 +113,6 @@ def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     return [perm[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
-@torch.no_grad()
 def validate(
     model: Harmonizer,
     dataset: Any,
@@ -132,24 +122,17 @@ def validate(
     metric_windows: int = 0,
     max_len: int | None = None,
 ) -> dict[str, float]:
-    """Mean validation BCE over ``indices`` and mean metrics at threshold 0.5 on the first windows."""
+    """Mean validation BCE over ``indices`` (mean of per-window means, :func:`stripes.train.predict.predict`,
+    the same path as ``stripes evaluate``) and mean metrics at threshold 0.5 on the first windows."""
     from stripes.metrics import binarize, compute_metrics
+    from stripes.train.predict import mean_window_bce, predict
 
-    was_training = model.training
-    model.eval()
-    total, count, rows = 0.0, 0, []
-    for i in range(0, len(indices), batch_size):
-        b = collate([dataset[j] for j in indices[i : i + batch_size]])
-        x, y, pos = (b[k][:, :max_len].to(device) for k in ("x", "y", "pos"))
-        logits = model(x, pos).float()
-        total += float(torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
-        count += y.numel()
-        probs = torch.sigmoid(logits).cpu().numpy()
-        for p, t in zip(probs, y.cpu().numpy()):
-            if len(rows) < metric_windows:
-                rows.append(compute_metrics(binarize(p, 0.5), t > 0.5))
-    model.train(was_training)
-    out = {"val_bce": total / max(count, 1)}
+    windows, rows = [], []
+    for w in predict(model, dataset, indices, batch_size, device, max_len=max_len):
+        windows.append({"bce_pos": w["bce_pos"]})
+        if len(rows) < metric_windows:
+            rows.append(compute_metrics(binarize(w["probs"], 0.5), w["target"]))
+    out = {"val_bce": mean_window_bce(windows)}
     for k in ("cs", "ssmd", "gs", "ndd", "onset_f1", "frame_f1"):
         if rows:
             out[f"val_{k}"] = float(np.mean([r[k] for r in rows]))
@@ -219,7 +202,7 @@ def train(
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
         start_epoch, step, best_val, history = ck["epoch"], ck["step"], ck["best_val"], ck["history"]
-        _set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
     elif is_main:
         if (ckpt_dir / "last.pt").exists():
             raise TrainingError(f"{out} already holds a run; use --resume or another --out")
@@ -246,7 +229,7 @@ def train(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "config": cfg_dict,
             "manifest_hash": manifest,
             "epoch": epoch,
@@ -322,11 +305,11 @@ def train(
             "seconds": seconds,
         }
         if is_main:
-            rng = _rng_state()  # validation must not change the training random streams
+            rng = rng_state()  # validation must not change the training random streams
             row.update(
                 validate(model, val_ds, val_idx, tc.batch_size, device, tc.val_metrics_windows, max_len=None)
             )
-            _set_rng_state(rng)
+            set_rng_state(rng)
             history.append(row)
             improved = row["val_bce"] < best_val
             if improved:
@@ -356,12 +339,34 @@ def train(
     return out
 
 
-def load_run(run_dir: str | Path, which: str = "best") -> tuple[RunConfig, Harmonizer, dict[str, Any]]:
-    """(config, model in eval mode, checkpoint dict) of a finished or partial run."""
-    run = Path(run_dir)
-    ck = load_checkpoint(run / "checkpoints" / f"{which}.pt")
-    config = RunConfig.from_dict(ck["config"])
+def load_run(
+    path: str | Path, which: str = "best"
+) -> tuple[RunConfig, Harmonizer, dict[str, Any]]:
+    """(config, model in eval mode, checkpoint dict) from a run folder (``checkpoints/{which}.pt``, falling
+    back to ``last.pt`` when ``best.pt`` is absent), a training checkpoint file or an inference file
+    (:func:`stripes.train.checkpoint.save_inference`). Always loaded with ``weights_only=True``."""
+    from stripes.errors import CheckpointError, ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        ckpt = p / "checkpoints" / f"{which}.pt"
+        if which == "best" and not ckpt.is_file():
+            ckpt = p / "checkpoints" / "last.pt"
+        if not ckpt.is_file():
+            raise CheckpointError(f"{p} is not a run folder (no checkpoints/{which}.pt)")
+        p = ckpt
+    ck = load_checkpoint(p)
+    if "config" not in ck or "model" not in ck or "context_dim" not in ck:
+        raise CheckpointError(f"{p} is not a stripes checkpoint (needs config, model and context_dim)")
+    try:
+        config = RunConfig.from_dict(ck["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{p}: its config is not valid for this stripes version: {exc}") from None
     model = build_model(config, int(ck["context_dim"]))
-    model.load_state_dict(ck["model"])
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{p}: weights do not fit the model of its config: {str(exc)[:300]}") from None
     model.eval()
+    ck.setdefault("inference", is_inference(ck))
     return config, model, ck

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import stripes.sweep as sw
+import stripes.experiments.sweep as sw
 from stripes.analysis.published import P1_BEST_ROPE, P1_TABLE_II, P1_TABLE_III, P2_TABLE_I
-from stripes.analysis.report import context_label, method_label
 from stripes.config import CONTEXT_NAMES
+from stripes.experiments.report import context_label, method_label
 from stripes.pe import list_pes
 
 BUNDLED = ("p1-table2", "p1-table3", "p2-table1")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from stripes.cli import main
-from stripes.evaluate import roll_to_track, select_binarization, write_midi
+from stripes.experiments.evaluate import roll_to_track, select_binarization, write_midi
 from stripes.metrics import binarize, extract_notes, onset_prf
 from stripes.train import train
 
-from .conftest import tiny_config
+from ..train.conftest import tiny_config
 
 SCHEMA_KEYS = {"bars", "n_windows", "selected", "validation", "eval", "at_selected", "at_0.5", "bce",
                "bce_per_position"}
@@ -21,7 +21,7 @@ METRICS = {"cs", "ssmd", "gs", "ndd", "frame_p", "frame_r", "frame_f1", "onset_p
 
 
 def test_evaluate_smoke_run_writes_valid_metrics_json(tmp_path) -> None:
-    from stripes.evaluate import evaluate_run
+    from stripes.experiments.evaluate import evaluate_run
 
     cfg = tiny_config(**{"train.epochs": 1})
     run = train(cfg, tmp_path / "run", progress=False)
@@ -96,7 +96,7 @@ def test_selection_flags_a_choice_at_the_edge_of_the_grid() -> None:
 
 def test_evaluate_overrides_only_eval_settings(tmp_path) -> None:
     from stripes.errors import ConfigError
-    from stripes.evaluate import evaluate_run
+    from stripes.experiments.evaluate import evaluate_run
 
     run = train(tiny_config(**{"train.epochs": 1}), tmp_path / "run", progress=False)
     res = evaluate_run(run, bars=2, progress=False, eval_overrides={"eval.thresholds": [0.25, 0.75]})

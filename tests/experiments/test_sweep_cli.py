@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import stripes.sweep as sw
+import stripes.experiments.sweep as sw
 from stripes.cli import main
 from stripes.config import load_run_config
+from stripes.experiments.reproduce import reproduce
 
 
 def test_sweep_dry_run_lists_runs_and_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -17,7 +18,7 @@ def test_sweep_dry_run_lists_runs_and_states(tmp_path: Path, capsys: pytest.Capt
     assert main(["sweep", "p1-table3", "--seeds", "1", "--out", str(out), "--dry-run"]) == 0
     text = capsys.readouterr().out
     quick_lr = load_run_config("quick").train.lr  # a null lr in the sweep means the profile's own
-    assert "12 runs in" in text and sw.run_name("ropepool", {}, "bin", 0, quick_lr, "quick") in text
+    assert "12 runs in" in text and sw.run_name("ropepool", {}, "bin", 0, quick_lr, "quick") + "_" in text
     assert not out.exists()  # a dry run creates nothing
 
 
@@ -31,7 +32,8 @@ def test_sweep_cli_runs_resumes_and_reports_failures(tmp_path: Path, fake_runner
     assert main(argv) == 1  # one run failed
     text = capsys.readouterr().out
     assert "failed 1" in text and "SFF exploded" in text
-    assert json.loads((out / "smoke_rope_time_s0_lr1e-3" / "config.json").read_text())["train"]["epochs"] == 1
+    (rope,) = out.glob("smoke_rope_time_s0_lr1e-3_*")
+    assert json.loads((rope / "config.json").read_text())["train"]["epochs"] == 1
     assert main(argv + ["--dry-run"]) == 0
     listing = capsys.readouterr().out
     assert "done" in listing and "failed" in listing
@@ -71,10 +73,10 @@ def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runne
 
     monkeypatch.setattr(mi_mod, "mi_table", fake_mi_table)
     out = tmp_path / "repro"
-    res = sw.reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
+    res = reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
     assert calls == ["train"] and (out / "mi" / "mi.json").is_file()
     md = Path(res["report"]).read_text()
     assert "P1 Table I — mutual information" in md and (out / "report" / "fig4_mi.png").is_file()
     assert "MI ranking BIN > KEY > REP > TIME (P1 Table I)** — *reproduced*" in md
-    sw.reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
+    reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
     assert calls == ["train"]  # mi.json exists: not recomputed

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import stripes.sweep as sw
+import stripes.experiments.sweep as sw
 from stripes.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
@@ -38,11 +38,15 @@ def test_expand_grid_size_names_and_overrides(tmp_path: Path) -> None:
     assert len(specs) == 4 * 2 * 2
     names = [s.name for s in specs]
     assert len(set(names)) == len(names)
-    assert "smoke_rope-variant=A_bin_s1_lr5e-4" in names
-    assert "smoke_rope-variant=A_time_s0_lr1e-3" in names  # null lr -> the smoke profile's 1e-3
-    assert "smoke_fstripe_chord_s0_lr5e-4" in names
+    # readable axes, then the hash of the full resolved config
+    by_prefix = {n.rsplit("_", 1)[0]: n for n in names}
+    assert all(len(n.rsplit("_", 1)[1]) == 8 for n in names)
+    assert "smoke_rope-variant=A_bin_s1_lr5e-4" in by_prefix
+    assert "smoke_rope-variant=A_time_s0_lr1e-3" in by_prefix  # null lr -> the smoke profile's 1e-3
+    assert "smoke_fstripe_chord_s0_lr5e-4" in by_prefix
     assert not any("ropepool_time" in n for n in names)
-    spec = next(s for s in specs if s.name == "smoke_rope-variant=A_bin_s1_lr5e-4")
+    spec = next(s for s in specs if s.name == by_prefix["smoke_rope-variant=A_bin_s1_lr5e-4"])
+    assert spec.name.endswith(sw.config_hash(spec.resolve_config()))
     cfg = spec.resolve_config()
     assert (cfg.pe, cfg.context, cfg.seed, cfg.train.lr) == ("rope", "bin", 1, 0.0005)
     assert cfg.model.pe_options == {"variant": "A"}
@@ -58,13 +62,52 @@ def test_run_names_are_exact_and_distinct() -> None:
         sw.run_name("rope", {"variant": "A/B"}, "bin", 0, 1e-3, "quick")
 
 
+def test_different_configs_never_share_a_folder(tmp_path: Path) -> None:
+    cfg = sw.load_sweep(_write(tmp_path, GRID))
+    base = {s.name for s in sw.expand(cfg)}
+    # an override that is not one of the named axes still changes the run's identity
+    longer = {s.name for s in sw.expand(cfg, extra_overrides={"train.max_len": None})}
+    assert not base & longer
+    soft = dict(GRID, methods=[{"label": "r", "pe": "ropepool", "attention": "softmax", "contexts": ["bin"]}])
+    lin = dict(GRID, methods=[{"label": "r", "pe": "ropepool", "contexts": ["bin"]}])
+    assert not ({s.name for s in sw.expand(sw.load_sweep(_write(tmp_path, soft)))}
+                & {s.name for s in sw.expand(sw.load_sweep(_write(tmp_path, lin)))})
+
+
+def test_finished_run_with_another_config_is_refused(tmp_path: Path, fake_runner) -> None:
+    out = tmp_path / "runs"
+    specs = _specs(tmp_path, [{"pe": "rope"}])
+    assert sw.run_sweep(specs, out, log=lambda s: None)["done"]
+    run = out / specs[0].name
+    saved = json.loads((run / "config.json").read_text())
+    saved["train"]["max_len"] = 999  # the folder now holds a run of another config
+    (run / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match=r"train.max_len: 999 -> 64"):
+        sw.run_sweep(specs, out, log=lambda s: None)
+    # the same config is reused, not retrained
+    saved["train"]["max_len"] = 64
+    (run / "config.json").write_text(json.dumps(saved))
+    n = len(fake_runner.calls(out))
+    assert sw.run_sweep(specs, out, log=lambda s: None)["skipped"] == [specs[0].name]
+    assert len(fake_runner.calls(out)) == n
+
+
+def test_filter_contexts(tmp_path: Path) -> None:
+    specs = sw.expand(sw.load_sweep(_write(tmp_path, GRID)))
+    kept = sw.filter_contexts(specs, "bin")
+    assert kept and all(s.context == "bin" for s in kept)
+    assert sw.filter_contexts(specs, None) == specs
+    with pytest.raises(ConfigError, match="unknown context"):
+        sw.filter_contexts(specs, "bin,nowhere")
+
+
 def test_expand_profile_seeds_and_dedup(tmp_path: Path) -> None:
     cfg = sw.load_sweep(_write(tmp_path, GRID))
     assert {s.seed for s in sw.expand(cfg, "paper", validate=False)} == {0, 1, 2, 3, 4}
     assert {s.seed for s in sw.expand(cfg, n_seeds=1)} == {0}
     assert sorted({s.seed for s in sw.expand(cfg, n_seeds=5)}) == [0, 1, 2, 3, 4]  # listed + next integers
     dup = dict(GRID, methods=GRID["methods"] + [{"label": "again", "pe": "ropepool", "contexts": ["bin"]}])
-    assert len(sw.expand(sw.load_sweep(_write(tmp_path, dup)))) == 16
+    assert len(sw.expand(sw.load_sweep(_write(tmp_path, dup)))) == 16  # the same config runs once
     extra = sw.expand(cfg, extra_overrides={"train.epochs": 1})
     assert all(s.resolve_config().train.epochs == 1 for s in extra[:2])
 
@@ -182,7 +225,7 @@ def test_parallel_jobs_run_in_subprocesses(tmp_path: Path, monkeypatch: pytest.M
     script.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(HERE)!r})\n"
-        "import _fakes, stripes.sweep as sw\n"
+        "import _fakes, stripes.experiments.sweep as sw\n"
         "sw._train, sw._evaluate = _fakes.fake_train, _fakes.fake_evaluate\n"
         "sys.exit(sw.main(sys.argv[1:]))\n"
     )
@@ -208,7 +251,7 @@ def test_worker_that_dies_is_marked_failed(tmp_path: Path, monkeypatch: pytest.M
 
 def test_worker_command_passes_data_options(tmp_path: Path) -> None:
     cmd = sw.worker_command(tmp_path / "r", "/data", None)
-    assert cmd[1:4] == ["-m", "stripes.sweep", str(tmp_path / "r")]
+    assert cmd[1:4] == ["-m", "stripes.experiments.sweep", str(tmp_path / "r")]
     assert cmd[-2:] == ["--data-root", "/data"] and "--cache-dir" not in cmd
 
 

@@ -50,7 +50,7 @@ def run_demo(
 ) -> list[tuple[str, int, dict[str, Any]]]:
     """Train and evaluate RoPEPool+BIN and ``baseline``+BIN; returns (name, bars, metrics) rows."""
     from stripes.config import load_run_config
-    from stripes.evaluate import evaluate_run
+    from stripes.experiments.evaluate import evaluate_run
     from stripes.train import train
 
     t0 = time.perf_counter()

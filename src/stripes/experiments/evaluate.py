@@ -21,37 +21,10 @@ import torch
 
 from stripes.errors import ConfigError, TrainingError
 from stripes.fileio import atomic_path, atomic_write_bytes, atomic_write_text
-from stripes.train.data import collate, make_dataset, spread_subset
+from stripes.train.data import make_dataset, spread_subset
+from stripes.train.predict import predict
 
 TICKS_PER_QUARTER = 16
-
-
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    dataset: Any,
-    indices: list[int],
-    batch_size: int = 4,
-    device: torch.device | str = "cpu",
-) -> Iterator[dict[str, Any]]:
-    """Yield per window: ``probs`` (T, 128) float32, ``target`` (T, 128) bool, ``bce_pos`` (T,) BCE per
-    position (mean over pitches, from the logits), ``x`` (T, 256), ``song_id``, ``start``."""
-    model.eval()
-    for i in range(0, len(indices), batch_size):
-        b = collate([dataset[j] for j in indices[i : i + batch_size]])
-        x, y, pos = (b[k].to(device) for k in ("x", "y", "pos"))
-        logits = model(x, pos).float()
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(-1)
-        probs = torch.sigmoid(logits).cpu().numpy()
-        for n in range(x.shape[0]):
-            yield {
-                "probs": probs[n],
-                "target": y[n].cpu().numpy() > 0.5,
-                "bce_pos": bce[n].cpu().numpy(),
-                "x": x[n].cpu().numpy() > 0.5,
-                "song_id": int(b["song_id"][n]),
-                "start": int(b["start"][n]),
-            }
 
 
 def _score(pred: np.ndarray, target: np.ndarray, criterion: str) -> float:
@@ -181,8 +154,6 @@ def evaluate_run(
     run = Path(run_dir)
     if not (run / "checkpoints").is_dir():
         raise TrainingError(f"{run} is not a run folder (no checkpoints/)")
-    if which == "best" and not (run / "checkpoints" / "best.pt").is_file():
-        which = "last"
     config, model, _ = load_run(run, which)
     if eval_overrides:
         config = _with_eval_overrides(config, eval_overrides)

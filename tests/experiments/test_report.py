@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from stripes.analysis import published as pub
-from stripes.analysis import report as rp
 from stripes.analysis.stats import significance_marks
 from stripes.cli import main
 from stripes.config import load_run_config
 from stripes.errors import DataError
+from stripes.experiments import report as rp
 
 REPO = Path(__file__).resolve().parents[2]
 PAPERS = Path(os.environ.get("STRIPES_PAPERS", REPO.parent / "shared" / "docs" / "reference" / "papers.md"))
@@ -129,7 +129,7 @@ def make_p1_runs(root: Path, gain64: float = 2.0, noise: tuple[float, ...] = NOI
                 make_run(root, pe, ctx.lower(), seed, v16,
                          {"cs": cs + gain64, "gs": cs + 1 + gain64, "ssmd": 14.0 - gain64 / 10 - 0.01 * seed,
                           "ndd": 90.0 - gain64 - 0.1 * seed, "bce": bce},
-                         variant=ROPE[ctx] if pe == "rope" else None)
+                         variant=ROPE[ctx] if pe == "rope" else None, val_bce=0.4 - cs / 1000)
             names = {"rope": f"RoPE({ROPE[ctx]})", "fstripe1": "F-StrIPE₁", "ropepool": "RoPEPool"}
             label = names[pe]
             truth[(ctx, label)] = vals
@@ -333,15 +333,17 @@ def test_report_cli_writes_report(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_table_ii_shown_with_several_rope_variants(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     for seed in (0, 1):
-        make_run(root, "rope", "rep", seed, {"cs": 18.0 + seed}, variant="B")
-        make_run(root, "rope", "rep", seed, {"cs": 10.0 + seed}, variant="A")
+        # RoPE(A) has the better test CS, RoPE(B) the better validation BCE: validation must choose
+        make_run(root, "rope", "rep", seed, {"cs": 18.0 + seed}, variant="B", val_bce=0.30)
+        make_run(root, "rope", "rep", seed, {"cs": 20.0 + seed}, variant="A", val_bce=0.35)
         make_run(root, "ropepool", "rep", seed, {"cs": 12.0 + seed})
     md = rp.make_report([root], tmp_path / "out").read_text()
     head = "P1 Table II (RoPE baselines) — binarization"
-    assert _num(_row(md, head, "REP", "RoPE(A)")[4])[0] == 10.5
+    assert _num(_row(md, head, "REP", "RoPE(A)")[4])[0] == 20.5
     assert _num(_row(md, head, "REP", "RoPE(B)")[4])[0] == 18.5
     assert "P1 Table II is not shown" not in md
-    # Table III keeps only the best variant by CS
+    # Table III keeps only the best variant on validation (not by test CS), and says so
+    assert "REP: RoPE(B) (best of 2 RoPE variants by mean validation BCE" in md
     t3 = "P1 Table III (best RoPE vs F-StrIPE₁ vs RoPEPool) — binarization"
     _row(md, t3, "REP", "RoPE(B)")
     with pytest.raises(AssertionError):

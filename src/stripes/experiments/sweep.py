@@ -24,15 +24,14 @@ goes on; running the sweep again retries it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -41,7 +40,6 @@ from typing import Any
 from stripes.errors import ConfigError
 from stripes.fileio import atomic_write_text as atomic_write
 
-PROFILES = ("smoke", "quick", "paper")
 DONE = "DONE"
 STATUS = "status.json"
 SPEC = "sweep_run.json"
@@ -93,16 +91,53 @@ def _fmt_lr(lr: float) -> str:
     return f"{mant}e{int(exp)}"
 
 
+def config_hash(config: Any) -> str:
+    """Short (8 hex) SHA-256 of a resolved config (RunConfig or dict), keys sorted: the run's identity."""
+    d = config.to_dict() if hasattr(config, "to_dict") else config
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def run_name(pe: str, pe_options: dict[str, Any], context: str | list[str], seed: int, lr: float,
-             profile: str) -> str:
-    """Folder name from the parameters, e.g. ``quick_rope-variant=A_bin_s0_lr5e-4`` (deterministic)."""
+             profile: str, digest: str | None = None) -> str:
+    """Folder name: the main axes for a reader, then the hash of the full resolved config, e.g.
+    ``quick_rope-variant=A_bin_s0_lr5e-4_1a2b3c4d``. Two configs that differ anywhere (attention, an
+    override, a default) get different names; equal configs share one folder."""
     opts = "".join(f"-{k}={pe_options[k]}" for k in sorted(pe_options))
     ctx = "+".join(context) if isinstance(context, list) else context
-    name = f"{profile}_{pe}{opts}_{ctx}_s{seed}_lr{_fmt_lr(lr)}"
+    name = f"{profile}_{pe}{opts}_{ctx}_s{seed}_lr{_fmt_lr(lr)}" + (f"_{digest}" if digest else "")
     bad = set(name) - set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.")
     if bad:
         raise ConfigError(f"run name {name!r} has characters unsafe in a folder name: {''.join(sorted(bad))}")
     return name
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts (``key: a -> b``)."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
+
+
+def check_run_identity(run: Path, config: Any) -> None:
+    """Raise ConfigError when ``run/config.json`` exists and differs from ``config`` (differing keys listed):
+    a run folder is only ever reused for the exact config it was trained with."""
+    f = run / "config.json"
+    if not f.is_file():
+        return
+    try:
+        saved = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{f} is unreadable ({exc}); move the run folder away to retrain it") from exc
+    want = config.to_dict() if hasattr(config, "to_dict") else config
+    diff = config_diff(saved, want)
+    if diff:
+        raise ConfigError(f"{run} was trained with another config than requested ({'; '.join(diff[:8])}"
+                          f"{'; ...' if len(diff) > 8 else ''}); use another --out or remove the folder")
 
 
 def _by_profile(value: Any, profile: str, key: str) -> list[Any]:
@@ -164,11 +199,13 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
     """All runs of a sweep (methods x contexts x seeds x lrs), deduplicated by name, in a stable order.
 
     ``n_seeds`` keeps the first N seeds (more than listed: the next integers); ``extra_overrides`` are applied
-    to every run. With ``validate`` each run's config is resolved (unknown PE/context names or keys raise
-    ConfigError)."""
+    to every run. Each run's config is resolved (unknown context names or keys raise ConfigError) and hashed
+    into its name; with ``validate`` unknown PE names are reported first, with the list of known ones."""
     profile = profile or cfg.get("profile", "quick")
-    if profile not in PROFILES:
-        raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    from stripes.config import list_profiles
+
+    if profile not in list_profiles():
+        raise ConfigError(f"profile must be one of {', '.join(list_profiles())}, got {profile!r}")
     seeds = [int(s) for s in _by_profile(cfg.get("seeds", [0]), profile, "seeds")]
     if n_seeds is not None:
         if n_seeds < 1:
@@ -186,7 +223,6 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
         for m in cfg["methods"]:
             if m["pe"] not in known:
                 raise ConfigError(f"unknown PE {m['pe']!r} in sweep {cfg['name']}; known: {', '.join(known)}")
-    profile_lr: float | None = None
     specs: dict[str, RunSpec] = {}
     for m in cfg["methods"]:
         if "context" in m:
@@ -199,15 +235,29 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
                            lr=None if lr is None else float(lr), bars=bars, attention=m.get("attention"),
                            pe_options=dict(m.get("pe_options", {})),
                            overrides={**base_ov, **m.get("overrides", {})})
-            if spec.lr is None or validate:
-                rc = spec.resolve_config()
-                if spec.lr is None:
-                    profile_lr = rc.train.lr
-            eff_lr = spec.lr if spec.lr is not None else profile_lr
-            assert eff_lr is not None
-            spec.name = run_name(spec.pe, spec.pe_options, ctx, seed, eff_lr, profile)
-            specs.setdefault(spec.name, spec)
+            rc = spec.resolve_config()
+            spec.name = run_name(spec.pe, spec.pe_options, ctx, seed, rc.train.lr, profile, config_hash(rc))
+            specs.setdefault(spec.name, spec)  # equal names = equal resolved configs: one run
     return list(specs.values())
+
+
+def filter_contexts(specs: Sequence[RunSpec], contexts: str | Sequence[str] | None) -> list[RunSpec]:
+    """Keep the runs whose context (or every part of a multi-context) is in ``contexts`` (comma-separated
+    or a list; None keeps all), in order. An unknown context name raises ConfigError."""
+    if contexts is None:
+        return list(specs)
+    want = [c.strip() for c in contexts.split(",")] if isinstance(contexts, str) else list(contexts)
+    from stripes.config import CONTEXT_NAMES
+
+    bad = [c for c in want if c not in CONTEXT_NAMES]
+    if bad:
+        raise ConfigError(f"unknown context(s) {', '.join(bad)}; choose among {', '.join(CONTEXT_NAMES)}")
+    out = []
+    for s in specs:
+        parts = [s.context] if isinstance(s.context, str) else list(s.context)
+        if all(p in want for p in parts):
+            out.append(s)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- run state
@@ -239,7 +289,7 @@ def _train(config: Any, out_dir: Path, resume: bool, data_root: Any, cache_dir: 
 
 
 def _evaluate(run_dir: Path, bars: int, data_root: Any, cache_dir: Any) -> Any:
-    from stripes.evaluate import evaluate_run
+    from stripes.experiments.evaluate import evaluate_run
 
     return evaluate_run(run_dir, bars=bars, data_root=data_root, cache_dir=cache_dir)
 
@@ -259,6 +309,7 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
         except (OSError, json.JSONDecodeError, TypeError) as exc:
             raise ConfigError(f"{run / SPEC} is missing or not a sweep run spec ({exc})") from exc
         config = spec.resolve_config()
+        check_run_identity(run, config)
         if not st.get("trained"):
             resume = (run / "checkpoints" / "last.pt").exists()
             _set_status(run, state="training", attempts=attempts, resumed=resume, error=None)
@@ -285,6 +336,7 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
 def prepare_run(spec: RunSpec, out: Path) -> Path:
     """Create the run folder and its spec (kept as is when it exists with the same spec)."""
     run = out / spec.name
+    check_run_identity(run, spec.resolve_config())
     run.mkdir(parents=True, exist_ok=True)
     text = json.dumps(asdict(spec), indent=1, sort_keys=True) + "\n"
     if not (run / SPEC).exists() or (run / SPEC).read_text() != text:
@@ -296,7 +348,7 @@ def prepare_run(spec: RunSpec, out: Path) -> Path:
 
 def worker_command(run_dir: Path, data_root: Any, cache_dir: Any) -> list[str]:
     """Command line that executes one run in a fresh Python process."""
-    cmd = [sys.executable, "-m", "stripes.sweep", str(run_dir)]
+    cmd = [sys.executable, "-m", "stripes.experiments.sweep", str(run_dir)]
     if data_root is not None:
         cmd += ["--data-root", str(data_root)]
     if cache_dir is not None:
@@ -304,46 +356,36 @@ def worker_command(run_dir: Path, data_root: Any, cache_dir: Any) -> list[str]:
     return cmd
 
 
-def _run_subprocess(run: Path, data_root: Any, cache_dir: Any, threads: int) -> str:
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
-    log = run / "sweep_worker.log"
-    with open(log, "a", encoding="utf-8") as fh:
-        rc = subprocess.run(worker_command(run, data_root, cache_dir), stdout=fh, stderr=subprocess.STDOUT,
-                            env=env, check=False).returncode
+def mark_worker_exit(run: Path, rc: int, log_file: Path | str) -> str:
+    """Final state of a run whose worker process exited with ``rc`` (a crash that left no record is
+    recorded as a failure)."""
     state = read_status(run).get("state")
     if rc != 0 and state != "failed" and not (run / DONE).exists():
         _set_status(run, state="failed", failed_during=state,
-                    error=f"worker exited with code {rc} (see {log})")
+                    error=f"worker exited with code {rc} (see {log_file})")
         return "failed"
     return "done" if (run / DONE).exists() else "failed"
 
 
 def run_sweep(specs: Sequence[RunSpec], out: str | os.PathLike, jobs: int = 1, data_root: Any = None,
-              cache_dir: Any = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+              cache_dir: Any = None, log: Callable[[str], None] = print,
+              launcher: Any = None) -> dict[str, Any]:
     """Run every spec not yet done into ``out/<name>``; returns {"done": [...], "failed": [...],
-    "skipped": [...]} (skipped = already DONE before this call) and writes ``out/sweep_status.json``."""
+    "skipped": [...]} (skipped = already DONE before this call) and writes ``out/sweep_status.json``.
+
+    ``launcher`` (:mod:`stripes.experiments.launchers`) decides where runs execute; default: in this process
+    for ``jobs <= 1``, else ``jobs`` local subprocesses."""
+    from stripes.experiments.launchers import LocalLauncher
+
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     todo, skipped = [], []
     for spec in specs:
         run = prepare_run(spec, root)
         (skipped if (run / DONE).exists() else todo).append(run)
-    log(f"sweep: {len(specs)} runs, {len(skipped)} already done, {len(todo)} to run (jobs={jobs})")
-    results: dict[str, str] = {}
-    if jobs <= 1:
-        for i, run in enumerate(todo, 1):
-            log(f"[{i}/{len(todo)}] {run.name}")
-            results[run.name] = execute_run(run, data_root, cache_dir)
-            if results[run.name] == "failed":
-                log(f"  failed: {read_status(run).get('error')}")
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futs = {r.name: pool.submit(_run_subprocess, r, data_root, cache_dir, threads) for r in todo}
-            for name, fut in futs.items():
-                results[name] = fut.result()
-                log(f"{name}: {results[name]}")
+    launcher = launcher or LocalLauncher(jobs)
+    log(f"sweep: {len(specs)} runs, {len(skipped)} already done, {len(todo)} to run ({launcher.describe()})")
+    results = launcher.run(todo, data_root, cache_dir, log) if todo else {}
     summary = {
         "done": sorted(n for n, s in results.items() if s == "done"),
         "failed": sorted(n for n, s in results.items() if s == "failed"),
@@ -354,36 +396,10 @@ def run_sweep(specs: Sequence[RunSpec], out: str | os.PathLike, jobs: int = 1, d
     return summary
 
 
-def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathLike | None = None,
-              n_seeds: int | None = None, jobs: int = 1, overrides: dict[str, Any] | None = None,
-              data_root: Any = None, cache_dir: Any = None, mi: bool = True,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the sweeps of ``tables`` into ``out/runs`` (shared folders: a run common to two tables runs
-    once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists) and the report into
-    ``out/report``. Returns {"report": path, "failed": [run names], "runs": n}."""
-    from stripes.analysis.report import make_report
-
-    if not tables:
-        raise ConfigError("no tables given (e.g. --tables p1-table2,p1-table3,p2-table1)")
-    root = Path(out or f"results/reproduce/{profile}")
-    specs: dict[str, RunSpec] = {}
-    for t in tables:
-        for s in expand(load_sweep(t), profile, n_seeds, overrides):
-            specs.setdefault(s.name, s)
-    summary = run_sweep(list(specs.values()), root / "runs", jobs, data_root, cache_dir, log)
-    mi_json = root / "mi" / "mi.json"
-    if mi and not mi_json.exists():
-        from stripes.analysis.mi import mi_table, write_mi_table
-
-        log("MI table (P1 Table I) ...")
-        write_mi_table(mi_table(data_root, cache_dir, split="train"), root / "mi")
-    report = make_report([root / "runs"], root / "report", mi_json if mi_json.exists() else None)
-    return {"report": report, "failed": summary["failed"], "runs": len(specs)}
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Worker entry point: ``python -m stripes.sweep RUN_DIR [--data-root D] [--cache-dir C]``."""
-    p = argparse.ArgumentParser(prog="python -m stripes.sweep", description="execute one prepared sweep run")
+    """Worker entry point: ``python -m stripes.experiments.sweep RUN_DIR [--data-root D] [--cache-dir C]``."""
+    p = argparse.ArgumentParser(prog="python -m stripes.experiments.sweep",
+                                description="execute one prepared sweep run")
     p.add_argument("run_dir")
     p.add_argument("--data-root", default=None)
     p.add_argument("--cache-dir", default=None)

@@ -1,0 +1,42 @@
+"""``stripes reproduce``: the sweeps of the chosen tables, the MI table and the report, in one resumable
+command (each step skips what is already done)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from stripes.errors import ConfigError
+from stripes.experiments.sweep import RunSpec, expand, filter_contexts, load_sweep, run_sweep
+
+
+def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathLike | None = None,
+              n_seeds: int | None = None, jobs: int = 1, overrides: dict[str, Any] | None = None,
+              data_root: Any = None, cache_dir: Any = None, mi: bool = True,
+              log: Callable[[str], None] = print, launcher: Any = None,
+              contexts: str | Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the sweeps of ``tables`` into ``out/runs`` (shared folders: a run common to two tables runs
+    once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists) and the report into
+    ``out/report``. ``contexts`` keeps only runs of those contexts (e.g. "bin,time").
+    Returns {"report": path, "failed": [run names], "runs": n}."""
+    from stripes.experiments.report import make_report
+
+    if not tables:
+        raise ConfigError("no tables given (e.g. --tables p1-table2,p1-table3,p2-table1)")
+    root = Path(out or f"results/reproduce/{profile}")
+    specs: dict[str, RunSpec] = {}
+    for t in tables:
+        for s in filter_contexts(expand(load_sweep(t), profile, n_seeds, overrides), contexts):
+            specs.setdefault(s.name, s)
+    summary = run_sweep(list(specs.values()), root / "runs", jobs, data_root, cache_dir, log, launcher)
+    mi_json = root / "mi" / "mi.json"
+    if mi and not mi_json.exists():
+        from stripes.analysis.mi import mi_table, write_mi_table
+
+        log("MI table (P1 Table I) ...")
+        write_mi_table(mi_table(data_root, cache_dir, split="train"), root / "mi")
+    report = make_report([root / "runs"], root / "report", mi_json if mi_json.exists() else None,
+                         table=",".join(tables))
+    return {"report": report, "failed": summary["failed"], "runs": len(specs)}
