@@ -73,6 +73,10 @@ class DataConfig:
     source: str = "pop909"  # pop909 | synthetic (random rolls, for tests and benchmarks)
     bars: int = 16  # training / validation window length in bars (64 ticks per bar)
     synthetic_windows: int = 64  # number of windows per split for source=synthetic
+    # training-time augmentation (stripes.train.augment): random transposition of melody, bridge, piano and
+    # BIN chroma together by k in [lo, hi] semitones per window, and the bridge track zeroed at random
+    transpose: list[int] | None = None
+    bridge_dropout: float = 0.0
 
 
 @dataclass
@@ -223,6 +227,13 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("data.source must be pop909 or synthetic")
     if cfg.data.bars <= 0:
         raise ConfigError("data.bars must be positive")
+    tr = cfg.data.transpose
+    if tr is not None and (len(tr) != 2 or tr[0] > tr[1] or abs(tr[0]) > 24 or abs(tr[1]) > 24):
+        raise ConfigError(f"data.transpose must be [lo, hi] semitones with lo <= hi (|k| <= 24), got {tr}")
+    if tr is not None and any(c in ("melody", "chord", "m", "c") for c in cfg.contexts):
+        raise ConfigError("data.transpose cannot be used with the melody/chord contexts (absolute labels)")
+    if not 0.0 <= cfg.data.bridge_dropout <= 1.0:
+        raise ConfigError("data.bridge_dropout must be in [0, 1]")
     if not e.thresholds or any(not 0 < x < 1 for x in e.thresholds):
         raise ConfigError("eval.thresholds must be a non-empty list of values in (0, 1)")
     if not e.merges or any(s is not None and s < 1 for s in e.merges):

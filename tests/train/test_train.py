@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from stripes.errors import TrainingError
+from stripes.errors import ConfigError, TrainingError
 from stripes.train import TrainHooks, load_run, train
 from stripes.train.checkpoint import load_checkpoint
 
@@ -118,3 +118,38 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
 def test_batch_size_must_fit_the_data(tmp_path) -> None:
     with pytest.raises(TrainingError, match="training windows"):
         train(tiny_config(**{"train.batch_size": 16}), tmp_path / "x", progress=False)
+
+
+def test_augmented_training_is_exact_on_resume_and_changes_batches(tmp_path) -> None:
+    """Transposition + bridge dropout (data.transpose / data.bridge_dropout) draw from a per-step generator:
+    a killed and resumed run equals the uninterrupted one, and the batches really are transformed."""
+    aug = tiny_config(**{"context": "bin", "data.transpose": [-5, 6], "data.bridge_dropout": 0.5})
+    seen: list[torch.Tensor] = []
+
+    def spy(step: int, batch: dict) -> dict:
+        seen.append(batch["x"].clone())
+        return batch
+
+    full = train(aug, tmp_path / "full", progress=False, hooks=TrainHooks(on_batch=spy))
+    part = tmp_path / "part"
+    train(aug, part, progress=False, stop_after_epoch=1)
+    train(aug, part, resume=True, progress=False)
+    wf, wp = _weights(full, "last"), _weights(part, "last")
+    assert all(torch.equal(wf[k], wp[k]) for k in wf)
+    plain: list[torch.Tensor] = []
+    train(tiny_config(context="bin"), tmp_path / "plain", progress=False,
+          hooks=TrainHooks(on_batch=lambda s, b: plain.append(b["x"].clone()) or b))
+    assert len(seen) == len(plain) and any(not torch.equal(a, b) for a, b in zip(seen, plain))
+
+
+def test_harmonizer_and_cpu_profiles() -> None:
+    from stripes.config import list_profiles, load_run_config
+
+    assert {"smoke", "quick", "cpu", "paper", "harmonizer"} <= set(list_profiles())
+    cpu = load_run_config("cpu")
+    assert cpu.train.max_len is None and cpu.train.max_train_windows is None  # full windows, all of them
+    assert cpu.eval.max_test_windows is None and cpu.data.transpose is None
+    h = load_run_config("harmonizer")
+    assert h.context == "bin" and h.data.transpose == [-5, 6] and 0 < h.data.bridge_dropout < 1
+    with pytest.raises(ConfigError, match="transpose"):
+        load_run_config("cpu", overrides={"context": "chord", "data.transpose": [-1, 1]})

@@ -242,6 +242,9 @@ def train(
         }
 
     end_epoch = tc.epochs if stop_after_epoch is None else min(tc.epochs, stop_after_epoch)
+    augment = config.data.transpose is not None or config.data.bridge_dropout > 0
+    if augment:
+        from stripes.train.augment import augment_batch
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
@@ -261,6 +264,12 @@ def train(
             length = curriculum_length(step, curriculum_steps, tc.curriculum_min_len, max_len)
             mine = batch_pos[rank::world]
             b = collate([train_ds[train_idx[i]] for i in mine])
+            if augment:
+                # one generator per step: deterministic, and exact on resume without extra state
+                gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
+                tr = config.data.transpose
+                b = augment_batch(b, gen, None if tr is None else (int(tr[0]), int(tr[1])),
+                                  config.data.bridge_dropout, config.contexts)
             if hooks.on_batch is not None:
                 b = hooks.on_batch(step, b)
             x, y, pos = (b[k][:, :length].to(device) for k in ("x", "y", "pos"))

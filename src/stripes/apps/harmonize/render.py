@@ -1,0 +1,172 @@
+"""Outputs of the harmonizer: the MIDI file (melody kept note for note + accompaniment) and the picture.
+
+Every file is written atomically (temporary file, then ``os.replace``), so an interrupted run never leaves
+a half-written output.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stripes.apps.harmonize.chords import Span
+from stripes.apps.harmonize.song import GRID, Song
+from stripes.fileio import atomic_path, atomic_write_bytes
+
+
+def _grid_to_input(ticks: np.ndarray, tpq: int) -> np.ndarray:
+    return np.round(np.asarray(ticks, np.float64) * tpq / GRID).astype(np.int64)
+
+
+def build_score(
+    song: Song, accompaniment: np.ndarray, spans: list[Span] | None = None, velocity: int = 70
+) -> Any:
+    """A symusic Score in the input's ticks: tempos, time and key signatures of the input, a track
+    ``melody`` (the melody notes exactly as read, program of the input track), a track ``accompaniment``
+    (piano, from the (T, 128) binary roll on the training grid) and, when ``spans`` is given, a track
+    ``chords`` (block chords, octave 3-4)."""
+    import symusic
+
+    from stripes.metrics import extract_notes
+
+    src = song.score
+    tpq = song.tpq
+    out = symusic.Score(tpq)
+    for name in ("tempos", "time_signatures", "key_signatures", "markers"):
+        dst = getattr(out, name, None)
+        if dst is not None:
+            for ev in getattr(src, name):
+                dst.append(ev.copy() if hasattr(ev, "copy") else ev)
+    melody = symusic.Track("melody", int(song.melody_program), False)
+    for t, d, p, v in song.melody:
+        melody.notes.append(symusic.Note(int(t), int(d), int(p), int(v)))
+    out.tracks.append(melody)
+    acc = symusic.Track("accompaniment", 0, False)
+    notes = extract_notes(accompaniment)
+    if len(notes):
+        on = _grid_to_input(notes[:, 1], tpq)
+        off = np.maximum(_grid_to_input(notes[:, 2], tpq), on + 1)
+        for (p, _, _), a, b in zip(notes, on, off):
+            acc.notes.append(symusic.Note(int(a), int(b - a), int(p), velocity))
+    out.tracks.append(acc)
+    if spans:
+        ch = symusic.Track("chords", 0, False)
+        for s in spans:
+            if not s.chord.pcs:
+                continue
+            a, b = _grid_to_input(np.array([s.start, s.end]), tpq)
+            for pc in s.chord.pcs:
+                ch.notes.append(symusic.Note(int(a), int(max(b - a, 1)), 48 + pc + 12 * (pc < 5), 55))
+        out.tracks.append(ch)
+    return out
+
+
+def write_midi(path: Path, score: Any) -> None:
+    """Dump a symusic Score atomically."""
+    with atomic_path(path, suffix=".mid") as tmp:
+        score.dump_midi(str(tmp))
+
+
+def write_png(
+    path: Path, song: Song, probs: np.ndarray, chosen: np.ndarray, spans: list[Span], title: str = ""
+) -> None:
+    """Melody (with chord labels above) and accompaniment (probabilities in grey, chosen notes in blue)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    T = probs.shape[0]
+    mel = song.melody_roll()
+    n_bars = max(len(song.bar_starts), 1)
+    width = float(np.clip(3 + 0.3 * n_bars, 8, 32))
+    step = max(1, T // 2000)  # draw at most ~2000 columns (max-pooled) so long songs stay fast
+
+    def pool(roll: np.ndarray) -> np.ndarray:
+        r = np.asarray(roll, dtype=np.float32)
+        n = (len(r) + step - 1) // step * step
+        r = np.pad(r, ((0, n - len(r)), (0, 0)))
+        return r.reshape(-1, step, r.shape[1]).max(1)
+
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(width, 6.2), sharex=True, gridspec_kw={"height_ratios": [1, 2]}
+    )
+
+    def prange(roll: np.ndarray, pad: int = 2) -> tuple[int, int]:
+        act = np.flatnonzero(np.asarray(roll).any(0))
+        lo, hi = (int(act.min()) - pad, int(act.max()) + pad + 1) if act.size else (48, 84)
+        return max(lo, 0), min(hi, 128)
+
+    lo, hi = prange(mel)
+    ax1.imshow(
+        pool(mel).T[lo:hi],
+        aspect="auto",
+        origin="lower",
+        interpolation="nearest",
+        cmap=ListedColormap([(1, 1, 1, 0), (0.8, 0.1, 0.1, 1)]),
+        extent=(0, T, lo, hi),
+        vmin=0,
+        vmax=1,
+    )
+    for s in spans:
+        ax1.axvspan(
+            s.start,
+            s.end,
+            ymin=0.86,
+            ymax=1.0,
+            color="#f3e7c9" if s.chord.pcs else "#eeeeee",
+            ec="#b09050",
+            lw=0.5,
+        )
+        ax1.text(
+            s.start + 1,
+            hi - 0.07 * (hi - lo),
+            s.chord.symbol,
+            fontsize=8,
+            va="center",
+            ha="left",
+            clip_on=True,
+        )
+    ax1.set_ylim(lo, hi + 0.12 * (hi - lo))
+    ax1.set_ylabel("melody\npitch")
+    both = np.asarray(chosen) | (probs > 0.05)
+    lo2, hi2 = prange(both)
+    ax2.imshow(
+        pool(probs).T[lo2:hi2],
+        aspect="auto",
+        origin="lower",
+        interpolation="nearest",
+        cmap="Greys",
+        extent=(0, T, lo2, hi2),
+        vmin=0,
+        vmax=max(float(probs.max()), 0.05),
+    )
+    pooled = pool(chosen).T[lo2:hi2] > 0
+    overlay = np.ma.masked_where(~pooled, np.ones(pooled.shape))
+    ax2.imshow(
+        overlay,
+        aspect="auto",
+        origin="lower",
+        interpolation="nearest",
+        cmap=ListedColormap([(0.1, 0.3, 0.85, 0.85)]),
+        extent=(0, T, lo2, hi2),
+    )
+    ax2.set_ylabel("accompaniment pitch\n(grey: probability, blue: notes)")
+    for ax in (ax1, ax2):
+        for b in song.bar_starts:
+            ax.axvline(b, color="#999999", lw=0.4, zorder=0)
+    every = max(1, int(np.ceil(n_bars / 40)))
+    ax2.set_xticks(song.bar_starts[::every], [str(i + 1) for i in range(0, len(song.bar_starts), every)])
+    ax2.set_xlabel("bar")
+    ax2.set_xlim(0, T)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    buf = io.BytesIO()
+    fig.subplots_adjust(left=0.6 / width + 0.04, right=0.99, top=0.93, bottom=0.09, hspace=0.08)
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
