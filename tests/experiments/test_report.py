@@ -348,3 +348,44 @@ def test_table_ii_shown_with_several_rope_variants(tmp_path: Path) -> None:
     _row(md, t3, "REP", "RoPE(B)")
     with pytest.raises(AssertionError):
         _row(md, t3, "REP", "RoPE(A)")
+
+
+def test_p2_claims_verdicts(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for seed, e in enumerate((-0.3, 0.0, 0.3)):
+        make_run(root, "fstripe", ["melody", "chord", "phrase"], seed, {"cs": 12.0 + e, "bce": 0.20 + e / 100})
+        make_run(root, "fstripe", "chord", seed, {"cs": 16.0 + e, "bce": 0.18 + e / 100})
+        make_run(root, "nope", "time", seed, {"cs": 2.0 + e, "bce": 0.30 + e / 100})
+        make_run(root, "spe", "time", seed, {"cs": 1.0 + e, "bce": 0.31 + e / 100})
+        make_run(root, "srpe", ["melody", "chord", "phrase"], seed, {"cs": 14.0 + e, "bce": 0.19 + e / 100},
+                 attention="softmax")
+    md = rp.make_report([root], tmp_path / "out").read_text()
+    assert "## Claims of P2" in md and "## Claims of P1" not in md
+    lines = {ln.split("** — ")[0].lstrip("- *"): ln.split("** — ")[1] for ln in md.splitlines()
+             if ln.startswith("- **") and "** — " in ln}
+    assert lines["Structure helps: S S-RPE and F-StrIPE beat NoPE and SPE"] == "*reproduced*"
+    # only one of the two RFF-vs-SFF pairs and none of M/P were run: not evaluated pieces are left out
+    assert "reproduced" in lines["Which context helps: chords alone (F-StrIPE:C) beat all levels; M or P alone "
+                                 "are worse than NoPE"]
+    assert "F-StrIPE:C vs F-StrIPE" in md and "p=" in md
+
+
+def test_runs_csv_schema_one_row_per_run_and_length(tmp_path: Path) -> None:
+    import csv
+
+    make_p1_runs(tmp_path / "runs")
+    rp.make_report([tmp_path / "runs"], tmp_path / "out", table="p1-table3")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "runs.csv")))
+    assert list(rows[0]) == ["table", "context", "method", "seed", "bars", "test_bce", "onset_f1", "frame_f1",
+                             "cs", "ssmd", "gs", "ndd", "cs_at_0_5", "ndd_at_0_5", "threshold", "merge",
+                             "steps", "train_seconds"]
+    assert len(rows) == 4 * 3 * 3 * 2  # contexts x methods x seeds x (16, 64)
+    assert {r["method"] for r in rows} == {"rope_c", "rope_b", "fstripe1", "ropepool"}
+    assert {r["context"] for r in rows} == {"time", "rep", "key", "bin"} and {r["table"] for r in rows} == {
+        "p1-table3"}
+    keys = {(r["context"], r["method"], r["seed"], r["bars"]) for r in rows}
+    assert len(keys) == len(rows)  # one row per (run, bars)
+    r = next(r for r in rows if r["context"] == "bin" and r["method"] == "ropepool" and r["seed"] == "0"
+             and r["bars"] == "16")
+    assert float(r["cs"]) == pytest.approx(20.0 + 6.0 - 0.5) and float(r["cs_at_0_5"]) == pytest.approx(24.5)
+    assert r["steps"] == "20" and r["threshold"] == "0.3"

@@ -77,5 +77,26 @@ def run_demo(
         dst = out / f"predicted_song{src.suffix}"
         atomic_write_bytes(dst, src.read_bytes())
         print(f"predicted song: {dst}")
+    harmonize_example(out / "harmonized", fallback_run=out / "ropepool_bin")
     print(f"demo done in {time.perf_counter() - t0:.0f} s; runs in {out}")
     return rows
+
+
+def harmonize_example(out_dir: Path, fallback_run: Path | None = None) -> list[Path]:
+    """Harmonize the melody that ships with stripes (``examples/morning_walk.mid``, with its chord file) with
+    the shipped model (else ``fallback_run``); writes MIDI, PNG, chords and WAV into ``out_dir``."""
+    from stripes.apps.harmonize.model import SHIPPED_MODEL
+    from stripes.apps.harmonize.pipeline import Options, harmonize_files
+
+    examples = Path(__file__).parent / "harmonize" / "examples"
+    melody = examples / "morning_walk.mid"
+    checkpoint = None if SHIPPED_MODEL.is_file() or fallback_run is None else str(fallback_run)
+    opts = Options(out_dir=Path(out_dir), chords=str(examples / "morning_walk.chords.txt"),
+                   checkpoint=checkpoint, wav=True)
+    print(f"== harmonizing the example melody {melody.name} -> {out_dir}", flush=True)
+    (res,) = harmonize_files([melody], opts)
+    if res.error:
+        raise DataError(res.error)
+    for path in res.outputs:
+        print(f"harmonized: {path}")
+    return res.outputs

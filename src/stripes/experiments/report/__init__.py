@@ -28,6 +28,8 @@ from stripes.experiments.report.runs import (
     ALPHA,
     EXTRA_COLUMNS,
     P1_CONTEXTS,
+    P1_T3_OTHERS,
+    ROPES,
     SETTINGS,
     VALIDATION_SCORE,
     Run,
@@ -37,8 +39,10 @@ from stripes.experiments.report.runs import (
     select_lr,
 )
 from stripes.experiments.report.tables import plan_tables, render_table, write_runs_csv
-from stripes.experiments.report.verdicts import Comparison, claims, verdict
+from stripes.experiments.report.verdicts import Comparison, claims, p2_claims, verdict
 from stripes.fileio import atomic_write_text
+
+P1_METHODS = ROPES + P1_T3_OTHERS
 
 __all__ = ["Comparison", "collect_runs", "context_label", "make_report", "method_label", "select_lr",
            "verdict", "write_runs_csv"]
@@ -136,15 +140,21 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     else:
         md += ["No 64-bar metrics with `bce_per_position`.", ""]
 
-    md += ["## Claims of P1", "",
-           "Verdicts at the validation-selected binarization; a comparison *holds* when "
-           f"the difference has the claimed sign with p < {ALPHA} (t-test over seeds).", ""]
-    for c in claims(groups, mi or None):
-        md.append(f"- **{c['claim']}** — *{c['verdict']}*")
-        md += [f"  - {d}" for d in c["details"][:25]]
-        if len(c["details"]) > 25:
-            md.append(f"  - … {len(c['details']) - 25} more")
-    md.append("")
+    has_p1 = any(c in P1_CONTEXTS and m in P1_METHODS for c, m in groups)
+    sections = ([("P1", claims(groups, mi or None))] if has_p1 else []) + [("P2", p2_claims(groups))]
+    for paper, found in sections:
+        if not found:
+            continue
+        md += [f"## Claims of {paper}", "",
+               "Verdicts at the validation-selected binarization; a comparison *holds* when "
+               f"the difference has the claimed sign with p < {ALPHA} (two-sided t-test over seeds, Levene "
+               "then Student or Welch); *not separable* when some comparison is within noise.", ""]
+        for c in found:
+            md.append(f"- **{c['claim']}** — *{c['verdict']}*")
+            md += [f"  - {d}" for d in c["details"][:25]]
+            if len(c["details"]) > 25:
+                md.append(f"  - … {len(c['details']) - 25} more")
+        md.append("")
 
     md += ["## Pianorolls", ""]
     shown = copy_pianorolls(groups, out_dir / "pianorolls")

@@ -116,13 +116,21 @@ class Run:
 
 
 def _train_cost(log: Path) -> tuple[int | None, float | None]:
-    """(last step, summed epoch seconds) of a training log; (None, None) without one."""
+    """(last step, summed epoch seconds) of a training log; None for what it does not record."""
     try:
         with open(log, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        return int(float(rows[-1]["step"])), float(sum(float(r["seconds"]) for r in rows))
-    except (OSError, KeyError, ValueError, IndexError):
+    except OSError:
         return None, None
+    try:
+        steps: int | None = int(float(rows[-1]["step"]))
+    except (KeyError, ValueError, IndexError, TypeError):
+        steps = None
+    try:
+        secs: float | None = float(sum(float(r["seconds"]) for r in rows)) if rows else None
+    except (KeyError, ValueError, TypeError):
+        secs = None
+    return steps, secs
 
 
 def _best_val_bce(log: Path) -> float | None:

@@ -171,3 +171,38 @@ def claims(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float] | None
     return out
 
 
+
+
+def p2_claims(groups: dict[tuple[str, str], list[Run]], setting: str = "at_selected") -> list[dict[str, Any]]:
+    """P2's claims (papers.md §12.4) with verdicts, on CS and on the threshold-free BCE at 16 bars.
+    Empty when no P2 method was run."""
+    by_method: dict[str, list[Run]] = defaultdict(list)
+    for (_, m), runs in groups.items():
+        by_method[m].extend(runs)
+    if not any(m in by_method for m in ("F-StrIPE", "F-StrIPE:C", "SPE", "S S-RPE", "F-StrIPE:SFF")):
+        return []
+    pairs = {
+        "Structure helps: S S-RPE and F-StrIPE beat NoPE and SPE":
+            [("S S-RPE", "NoPE"), ("S S-RPE", "SPE"), ("F-StrIPE", "NoPE"), ("F-StrIPE", "SPE")],
+        "RFF ≫ SFF (F-StrIPE beats F-StrIPE:SFF, with all levels and with chords)":
+            [("F-StrIPE", "F-StrIPE:SFF"), ("F-StrIPE:C", "F-StrIPE:SFF:C")],
+        "Which context helps: chords alone (F-StrIPE:C) beat all levels; M or P alone are worse than NoPE":
+            [("F-StrIPE:C", "F-StrIPE"), ("NoPE", "F-StrIPE:M"), ("NoPE", "F-StrIPE:P")],
+    }
+    out: list[dict[str, Any]] = []
+    for metric, suffix in (("cs", ""), ("bce", " — threshold-free test BCE")):
+        name = "BCE" if metric == "bce" else "CS"
+        for claim, cmp in pairs.items():
+            comps = [Comparison(f"{name}@16: {a} vs {b}", scores(by_method.get(a, []), setting, metric, 16),
+                                scores(by_method.get(b, []), setting, metric, 16), HIGHER[metric])
+                     for a, b in cmp]
+            out.append({"claim": f"{claim}{suffix}", "verdict": verdict(comps),
+                        "details": [c.describe() for c in comps]})
+    comps = []
+    for m, runs in sorted(by_method.items()):
+        for metric in ("ssmd", "ndd"):
+            comps.append(Comparison(f"{m} {metric.upper()} 64 bars vs 16", scores(runs, setting, metric, 64),
+                                    scores(runs, setting, metric, 16), HIGHER[metric]))
+    out.append({"claim": "SSMD and NDD (marginally) better at 64 bars for all methods (P2)",
+                "verdict": verdict(comps), "details": [c.describe() for c in comps]})
+    return out
