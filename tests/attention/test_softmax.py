@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from stripes.attention import softmax_attention
+from stripes.attention import naive_softmax_attention, softmax_attention
 from stripes.errors import ConfigError
 
-
-def explicit_softmax(q, k, v, causal=True, bias=None, key_padding_mask=None):
-    logits = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(q.shape[-1])
-    if bias is not None:
-        logits = logits + bias
-    allowed = torch.ones(q.shape[1], k.shape[1], dtype=torch.bool)
-    if causal:
-        allowed = allowed.tril()
-    allowed = allowed[None, None].expand_as(logits)
-    if key_padding_mask is not None:
-        allowed = allowed & ~key_padding_mask[:, None, None, :]
-    w = logits.masked_fill(~allowed, float("-inf")).softmax(dim=-1).nan_to_num(0.0)
-    return torch.einsum("bhts,bshd->bthd", w, v)
+explicit_softmax = naive_softmax_attention  # the library's reference (stripes.attention.naive)
 
 
 def _qkv(b=2, t=11, h=3, d=4, dv=5, seed=0):

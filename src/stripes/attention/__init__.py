@@ -18,6 +18,7 @@ from stripes.attention.linear import (
     linear_attention,
     linear_attention_step,
 )
+from stripes.attention.naive import cumsum_linear_attention, naive_linear_attention, naive_softmax_attention
 from stripes.attention.softmax import softmax_attention
 
 __all__ = [
@@ -30,9 +31,12 @@ __all__ = [
     "LinearAttentionState",
     "ReluFeatureMap",
     "build_feature_map",
+    "cumsum_linear_attention",
     "init_linear_state",
     "linear_attention",
     "linear_attention_step",
+    "naive_linear_attention",
+    "naive_softmax_attention",
     "orthogonal_gaussian_matrix",
     "softmax_attention",
 ]

@@ -105,12 +105,42 @@ def _chunks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
     return x.view(b, n, c, h, d).permute(0, 3, 1, 2, 4)
 
 
+# Tokens per segment of the causal computation. Whole-sequence intermediates of 30+ MiB are served by fresh
+# mmap'd pages on every allocation (glibc's mmap threshold tops out at 32 MiB), whose page faults made T=16384
+# cost 9x T=4096 instead of 4x; segments keep every temporary small enough to be reused from the heap.
+SEGMENT_TOKENS = 2048
+
+
 def _causal_chunked(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int, eps: float
 ) -> tuple[torch.Tensor, LinearAttentionState]:
+    """Causal chunked linear attention, segment by segment (the state carried across segments)."""
+    t = q.shape[1]
+    c = min(chunk, t)
+    seg = max(c, (SEGMENT_TOKENS // c) * c)
+    if t <= seg:
+        out, final = _causal_segment(q, k, v, c, eps, None)
+    else:
+        outs, final = [], None
+        # split (not slicing): its backward concatenates once instead of padding every piece to full length
+        for qs, ks, vs in zip(q.split(seg, dim=1), k.split(seg, dim=1), v.split(seg, dim=1)):
+            o, final = _causal_segment(qs, ks, vs, c, eps, final)
+            outs.append(o)
+        out = torch.cat(outs, dim=1)
+    dv = v.shape[-1]
+    return out, LinearAttentionState(final[..., :dv], final[..., dv])
+
+
+def _causal_segment(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c: int, eps: float, init: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One segment: returns out (B, T, H, Dv) and the state [S | z] (B, H, M, Dv + 1) after it.
+
+    ``init`` (B, H, M, Dv + 1) is the state [S | z] entering the segment (None = zeros).
+    """
     b, t, h, m = q.shape
     dv = v.shape[-1]
-    c = min(chunk, t)
+    c = min(c, t)
     n = -(-t // c)
     qc, kc = _chunks(q, n, c), _chunks(k, n, c)
     # v with a column of ones: phi(q)^T z rides along as the last column of every product below
@@ -118,6 +148,8 @@ def _causal_chunked(
     # per-chunk sums [sum phi(k) v^T | sum phi(k)] and their exclusive prefix: the state entering each chunk
     kv = kc.transpose(-1, -2) @ vc  # (B, H, n, M, Dv + 1)
     s_prev = _ExclusivePrefixSum.apply(kv)
+    if init is not None:
+        s_prev = s_prev + init.unsqueeze(2)
     # intra-chunk: lower-triangular (C, C) scores, n <= m inside the chunk
     tril = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
     scores = (qc @ kc.transpose(-1, -2)).masked_fill(~tril, 0.0)  # (B, H, n, C, C)
@@ -126,7 +158,7 @@ def _causal_chunked(
     out = num[..., :dv] / (num[..., dv:] + eps)
     out = out.permute(0, 2, 3, 1, 4).reshape(b, n * c, h, dv)[:, :t]
     final = s_prev[:, :, -1] + kv[:, :, -1]  # (B, H, M, Dv + 1)
-    return out, LinearAttentionState(final[..., :dv], final[..., dv])
+    return out, final
 
 
 def _exclusive_scan(x: torch.Tensor, reverse: bool = False) -> torch.Tensor:

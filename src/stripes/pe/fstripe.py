@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from stripes.errors import ConfigError
 from stripes.pe.base import QKPositionalEncoding, check_dims
-from stripes.pe.fourier import TWO_PI, check_chunk_size, fourier_phase, fourier_pool
+from stripes.pe.fourier import TWO_PI, check_chunk_size, fourier_phase, fourier_pool, fourier_pool_shared
 
 
 def rff_kernel(pos_q: Tensor, pos_k: Tensor, freqs: Tensor, gains: Tensor, offsets: Tensor) -> Tensor:
@@ -103,8 +103,11 @@ class FStripe(QKPositionalEncoding):
 
     def _encode(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
         freqs, gains = self.code.freqs, self.code.gains / math.sqrt(self.n_sines)
-        q_out = fourier_pool(q, pos_q, freqs, gains, self.code.offsets, None, self.chunk_size, self.pooled)
-        k_out = fourier_pool(k, pos_k, freqs, gains, None, None, self.chunk_size, self.pooled)
+        if self.pooled:  # fused: shared cos / sin for q and k, no (B, T, H, D, 2N) intermediates
+            offsets = self.code.offsets
+            return fourier_pool_shared(q, k, pos_q, pos_k, freqs, gains, offsets, None, self.chunk_size)
+        q_out = fourier_pool(q, pos_q, freqs, gains, self.code.offsets, None, self.chunk_size, pooled=False)
+        k_out = fourier_pool(k, pos_k, freqs, gains, None, None, self.chunk_size, pooled=False)
         return q_out, k_out
 
     def kernel(self, pos_q: Tensor, pos_k: Tensor) -> Tensor:

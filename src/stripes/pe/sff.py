@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from stripes.errors import ConfigError
 from stripes.pe.base import QKPositionalEncoding, check_dims
-from stripes.pe.fourier import check_chunk_size, fourier_pool
+from stripes.pe.fourier import check_chunk_size, fourier_pool_shared
 from stripes.pe.fstripe import FourierCodeParams, rff_kernel, rff_scores
 
 
@@ -70,14 +70,13 @@ class FStripeSFF(QKPositionalEncoding):
             s = torch.sigmoid(self.gate).to(q.dtype)
             eps = eps.to(q.dtype) / math.sqrt(self.n_realizations)
             q_pos, k_pos = q * torch.sqrt(1 - s), k * torch.sqrt(1 - s)
-            q_out = fourier_pool(q_pos, pos_q, freqs, gains, self.code.offsets, mix, self.chunk_size)
-            k_out = fourier_pool(k_pos, pos_k, freqs, gains, None, mix, self.chunk_size)
+            q_out, k_out = fourier_pool_shared(
+                q_pos, k_pos, pos_q, pos_k, freqs, gains, self.code.offsets, mix, self.chunk_size
+            )
             q_out = q_out + torch.einsum("bthd,hdr->bthr", q * torch.sqrt(s), eps)
             k_out = k_out + torch.einsum("bthd,hdr->bthr", k * torch.sqrt(s), eps)
             return q_out, k_out
-        q_out = fourier_pool(q, pos_q, freqs, gains, self.code.offsets, mix, self.chunk_size)
-        k_out = fourier_pool(k, pos_k, freqs, gains, None, mix, self.chunk_size)
-        return q_out, k_out
+        return fourier_pool_shared(q, k, pos_q, pos_k, freqs, gains, self.code.offsets, mix, self.chunk_size)
 
     def kernel(self, pos_q: Tensor, pos_k: Tensor) -> Tensor:
         """Expected positional matrices (B, H, D, Tq, Tk): RFF kernel (P2 eq. 7–8), gated if enabled."""

@@ -95,15 +95,17 @@ def _short(x: float) -> str:
 
 
 def verdict(comps: Sequence[Comparison]) -> str:
-    """reproduced (all hold) / not reproduced (one significantly reversed) / not separable at this scale."""
-    comps = [c for c in comps if c.status != "missing"]
-    if not comps:
+    """reproduced (all hold) / not reproduced (one significantly reversed) / not separable at this scale;
+    when some comparisons had no runs, the verdict says on how many of them it rests."""
+    ran = [c for c in comps if c.status != "missing"]
+    if not ran:
         return "not evaluated (no runs)"
-    if any(c.status == "reversed" for c in comps):
-        return "not reproduced"
-    if all(c.status == "holds" for c in comps):
-        return "reproduced"
-    return "not separable at this scale"
+    part = "" if len(ran) == len(comps) else f" (on {len(ran)} of {len(comps)} comparisons; the rest not run)"
+    if any(c.status == "reversed" for c in ran):
+        return "not reproduced" + part
+    if all(c.status == "holds" for c in ran):
+        return "reproduced" + part
+    return "not separable at this scale" + part
 
 
 # ----------------------------------------------------------------------------------------------- claims
