@@ -239,3 +239,14 @@ def test_seed_variation_is_reproducible(tmp_path, loaded_model):
     probs = np.random.default_rng(0).random((64, 128)) * 0.6
     a, b = choose_notes(probs, 0.5, None, seed=3), choose_notes(probs, 0.5, None, seed=3)
     assert np.array_equal(a, b) and a.sum() > 0
+
+
+def test_cli_example_flag(tmp_path, smoke_model_file, capsys):
+    from stripes.cli import main
+
+    assert main(["harmonize", "--example", "--out", str(tmp_path / "o"), "--checkpoint",
+                 str(smoke_model_file), "--no-png"]) == 0
+    assert (tmp_path / "o" / "morning_walk.harmonized.mid").is_file()
+    assert (tmp_path / "o" / "morning_walk.chords.txt").read_text().strip()
+    assert main(["harmonize", "--out", str(tmp_path / "o")]) == 2
+    assert "at least one INPUT" in capsys.readouterr().err

@@ -10,6 +10,7 @@ EPILOG = """examples:
   stripes harmonize song.mid --out out/ --chords "C | G | Am F | Fmaj7/A" --wav
   stripes harmonize song.mid --out out/ --chords out/song.chords.txt      (after editing the chords)
   stripes harmonize a.mid b.mid c.musicxml --out out/ --checkpoint runs/my_run
+  stripes harmonize --example --out out/ --wav           (the melody that ships with stripes)
 """
 
 
@@ -23,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="melody files (.mid, .musicxml, .mxl, .xml)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="melody files (.mid, .musicxml, .mxl, .xml)")
+    p.add_argument("--example", action="store_true",
+                   help="harmonize the melody that ships with stripes (morning_walk.mid, with its chords)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
         "--chords",
@@ -75,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
     from stripes.apps.harmonize.errors import HarmonizeError
     from stripes.apps.harmonize.pipeline import Options, harmonize_files
 
+    inputs = list(args.inputs)
+    if args.example:
+        examples = Path(__file__).resolve().parents[1] / "apps" / "harmonize" / "examples"
+        inputs.append(str(examples / "morning_walk.mid"))
+        if args.chords is None:
+            args.chords = str(examples / "morning_walk.chords.txt")
+    if not inputs:
+        raise HarmonizeError("give at least one INPUT melody file (or --example)")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise HarmonizeError(f"--threshold must be between 0 and 1, got {args.threshold}")
     opts = Options(
@@ -90,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         png=not args.no_png,
     )
     try:
-        results = harmonize_files(args.inputs, opts, debug=args.debug)
+        results = harmonize_files(inputs, opts, debug=args.debug)
     except Exception:
         if args.debug:
             import traceback
