@@ -63,16 +63,6 @@ def estimate_gb(case: str, t: int) -> float:
 # ----------------------------------------------------------------------------------------------- worker
 
 
-def _naive_cumsum_attention(q, k, v, eps=1e-6):
-    """Causal linear attention by a per-position cumulative sum: (B, T, H, M, Dv) state (the baseline)."""
-    import torch
-
-    s = torch.einsum("bthm,bthd->bthmd", k, v).cumsum(dim=1)
-    z = k.cumsum(dim=1)
-    num = torch.einsum("bthm,bthmd->bthd", q, s)
-    return num / ((q * z).sum(dim=-1, keepdim=True) + eps)
-
-
 class _Core:
     """The attention core on (B, T, H, D) q, k, v: PE -> FAVOR+ -> chunked linear attention, or SDPA."""
 
@@ -125,7 +115,9 @@ def _build(case: str, chunk_size: int, seed: int = 0):
         fm = layer.feature_map
 
         def attend(q, k, v, pos, key_padding_mask):
-            return _naive_cumsum_attention(fm(q, role="query"), fm(k, role="key"), v, layer.eps)
+            from stripes.attention import cumsum_linear_attention  # the library's reference baseline
+
+            return cumsum_linear_attention(fm(q, role="query"), fm(k, role="key"), v, layer.eps)
 
         layer._attend = attend  # swap only the attention kernel; projections, PE and features are shared
     elif kind != "linear":

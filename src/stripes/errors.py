@@ -19,6 +19,10 @@ class TrainingError(StripesError):
     """A training run cannot go on (for example a NaN or inf loss)."""
 
 
+class BudgetExceeded(StripesError):
+    """A time budget ran out: the run stopped cleanly after a checkpoint and resumes on the next call."""
+
+
 class CheckpointError(TrainingError):
     """A checkpoint that is missing, corrupt, of an old format, or would need code to be unpickled."""
 

@@ -153,3 +153,17 @@ def test_harmonizer_and_cpu_profiles() -> None:
     assert h.context == "bin" and h.data.transpose == [-5, 6] and 0 < h.data.bridge_dropout < 1
     with pytest.raises(ConfigError, match="transpose"):
         load_run_config("cpu", overrides={"context": "chord", "data.transpose": [-1, 1]})
+
+
+def test_deadline_pauses_after_a_checkpoint_and_resume_is_exact(tmp_path, tiny) -> None:
+    import time
+
+    from stripes.errors import BudgetExceeded
+
+    full = train(tiny, tmp_path / "full", progress=False)
+    with pytest.raises(BudgetExceeded, match="after epoch 1/3"):
+        train(tiny, tmp_path / "part", progress=False, deadline=time.time() + 0.01)
+    assert len(_log(tmp_path / "part")) == 1
+    train(tiny, tmp_path / "part", resume=True, progress=False)
+    wf, wp = _weights(full, "last"), _weights(tmp_path / "part", "last")
+    assert all(torch.equal(wf[k], wp[k]) for k in wf)

@@ -107,8 +107,8 @@ def _chunks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
 
 # Tokens per segment of the causal computation. Whole-sequence intermediates of 30+ MiB are served by fresh
 # mmap'd pages on every allocation (glibc's mmap threshold tops out at 32 MiB), whose page faults made T=16384
-# cost 9x T=4096 instead of 4x; segments keep every temporary small enough to be reused from the heap.
-SEGMENT_TOKENS = 2048
+# cost 9x T=4096 instead of 4x; 1024-token segments keep every temporary small enough to be reused.
+SEGMENT_TOKENS = 1024
 
 
 def _causal_chunked(

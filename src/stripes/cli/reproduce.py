@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stripes.cli.sweep import add_common, launcher_from_args
+from stripes.cli.sweep import add_common, launcher_from_args, parse_lrs
 
 DEFAULT_TABLES = "p1-table2,p1-table3,p2-table1"
 
@@ -29,8 +29,10 @@ def _run(args: argparse.Namespace) -> int:
     res = reproduce(tables, profile=args.profile or "quick", out=args.out, n_seeds=args.seeds, jobs=args.jobs,
                     overrides=parse_overrides(args.overrides), data_root=args.data_root,
                     cache_dir=args.cache_dir, mi=not args.no_mi, contexts=args.contexts,
-                    launcher=launcher_from_args(args))
+                    launcher=launcher_from_args(args), budget_min=args.budget_min, lrs=parse_lrs(args.lrs))
     print(f"report: {res['report']}")
+    if res["paused"]:
+        print(f"{len(res['paused'])} run(s) paused by the time budget (rerun the same command to continue)")
     if res["failed"]:
         names = ", ".join(res["failed"])
         print(f"{len(res['failed'])} run(s) failed (rerun the same command to retry): {names}")

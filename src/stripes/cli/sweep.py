@@ -14,6 +14,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contexts", default=None,
                    help="only these contexts, comma-separated (e.g. bin,time); default: all of the sweep")
     p.add_argument("--jobs", type=int, default=1, help="local runs in parallel subprocesses (default 1)")
+    p.add_argument("--lrs", default=None,
+                   help="learning rates to run instead of the sweep's grid, comma-separated (e.g. 5e-4)")
+    p.add_argument("--budget-min", type=float, default=None,
+                   help="stop cleanly after this many minutes (runs pause after a checkpoint; rerun resumes)")
     p.add_argument("--launcher", choices=["local", "submitit"], default="local",
                    help="where runs execute: local (default; --jobs) or submitit (one Slurm job per run)")
     p.add_argument("--cluster", default="slurm", help="submitit cluster: slurm (default) or local")
@@ -29,6 +33,18 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="config override applied to every run (repeatable), e.g. train.device=cuda")
     p.add_argument("--data-root", default=None, help="data folder (default $STRIPES_DATA, then the cache)")
     p.add_argument("--cache-dir", default=None, help="prepared-array cache (default $STRIPES_CACHE)")
+
+
+def parse_lrs(text: str | None) -> list[float] | None:
+    """``"5e-4,1e-3"`` -> [0.0005, 0.001]; None stays None."""
+    from stripes.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--lrs must be comma-separated numbers, got {text!r}") from exc
 
 
 def launcher_from_args(args: argparse.Namespace) -> object:
@@ -59,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError("--jobs must be >= 1")
     cfg = load_sweep(args.config)
-    specs = expand(cfg, args.profile, args.seeds, parse_overrides(args.overrides))
+    specs = expand(cfg, args.profile, args.seeds, parse_overrides(args.overrides), lrs=parse_lrs(args.lrs))
     specs = filter_contexts(specs, args.contexts)
     profile = specs[0].profile if specs else (args.profile or "quick")
     out = Path(args.out or f"results/sweeps/{profile}")
@@ -71,9 +87,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{len(specs)} runs in {out}")
         return 0
     summary = run_sweep(specs, out, jobs=args.jobs, data_root=args.data_root, cache_dir=args.cache_dir,
-                        launcher=launcher_from_args(args))
+                        launcher=launcher_from_args(args), budget_min=args.budget_min)
     print(f"done {len(summary['done'])}, failed {len(summary['failed'])}, "
-          f"already done {len(summary['skipped'])}; status in {out / 'sweep_status.json'}")
+          f"already done {len(summary['skipped'])}, paused {len(summary['paused'])}; "
+          f"status in {out / 'sweep_status.json'}")
     for name in summary["failed"]:
         print(f"  failed: {name}: {read_status(out / name).get('error')}")
     return 1 if summary["failed"] else 0

@@ -39,6 +39,9 @@ class LocalLauncher:
         results: dict[str, str] = {}
         if self.jobs <= 1:
             for i, run in enumerate(runs, 1):
+                if _past_deadline():
+                    results[run.name] = "paused"
+                    continue
                 log(f"[{i}/{len(runs)}] {run.name}")
                 results[run.name] = sweep.execute_run(run, data_root, cache_dir)
                 if results[run.name] == "failed":
@@ -53,9 +56,18 @@ class LocalLauncher:
         return results
 
 
+def _past_deadline() -> bool:
+    import time
+
+    d = os.environ.get("STRIPES_DEADLINE")
+    return bool(d) and time.time() >= float(d)
+
+
 def _subprocess_run(run: Path, data_root: Any, cache_dir: Any, threads: int) -> str:
     from stripes.experiments import sweep
 
+    if _past_deadline():  # the budget ran out while this run waited for a slot
+        return "paused"
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(threads))
     log_file = run / "sweep_worker.log"

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stripes.errors import ConfigError
+from stripes.errors import ConfigError, DataError
 from stripes.experiments.sweep import RunSpec, expand, filter_contexts, load_sweep, run_sweep
 
 
@@ -16,11 +16,12 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
               n_seeds: int | None = None, jobs: int = 1, overrides: dict[str, Any] | None = None,
               data_root: Any = None, cache_dir: Any = None, mi: bool = True,
               log: Callable[[str], None] = print, launcher: Any = None,
-              contexts: str | Sequence[str] | None = None) -> dict[str, Any]:
+              contexts: str | Sequence[str] | None = None, budget_min: float | None = None,
+              lrs: Sequence[float] | None = None) -> dict[str, Any]:
     """Run the sweeps of ``tables`` into ``out/runs`` (shared folders: a run common to two tables runs
     once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists) and the report into
     ``out/report``. ``contexts`` keeps only runs of those contexts (e.g. "bin,time").
-    Returns {"report": path, "failed": [run names], "runs": n}."""
+    Returns {"report": path or None, "failed": [run names], "paused": [run names], "runs": n}."""
     from stripes.experiments.report import make_report
 
     if not tables:
@@ -28,15 +29,22 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
     root = Path(out or f"results/reproduce/{profile}")
     specs: dict[str, RunSpec] = {}
     for t in tables:
-        for s in filter_contexts(expand(load_sweep(t), profile, n_seeds, overrides), contexts):
+        for s in filter_contexts(expand(load_sweep(t), profile, n_seeds, overrides, lrs=lrs), contexts):
             specs.setdefault(s.name, s)
-    summary = run_sweep(list(specs.values()), root / "runs", jobs, data_root, cache_dir, log, launcher)
+    summary = run_sweep(list(specs.values()), root / "runs", jobs, data_root, cache_dir, log, launcher,
+                        budget_min)
     mi_json = root / "mi" / "mi.json"
     if mi and not mi_json.exists():
         from stripes.analysis.mi import mi_table, write_mi_table
 
         log("MI table (P1 Table I) ...")
         write_mi_table(mi_table(data_root, cache_dir, split="train"), root / "mi")
-    report = make_report([root / "runs"], root / "report", mi_json if mi_json.exists() else None,
-                         table=",".join(tables))
-    return {"report": report, "failed": summary["failed"], "runs": len(specs)}
+    try:
+        report: Path | None = make_report([root / "runs"], root / "report",
+                                          mi_json if mi_json.exists() else None, table=",".join(tables))
+    except DataError:
+        if not summary["paused"]:
+            raise
+        report = None  # the budget ran out before any run was evaluated
+        log("no run evaluated yet (budget reached); rerun the same command to continue")
+    return {"report": report, "failed": summary["failed"], "paused": summary["paused"], "runs": len(specs)}

@@ -37,7 +37,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stripes.errors import ConfigError
+from stripes.errors import BudgetExceeded, ConfigError
 from stripes.fileio import atomic_write_text as atomic_write
 
 DONE = "DONE"
@@ -195,7 +195,8 @@ def load_sweep(name_or_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None = None,
-           extra_overrides: dict[str, Any] | None = None, validate: bool = True) -> list[RunSpec]:
+           extra_overrides: dict[str, Any] | None = None, validate: bool = True,
+           lrs: Sequence[float] | None = None) -> list[RunSpec]:
     """All runs of a sweep (methods x contexts x seeds x lrs), deduplicated by name, in a stable order.
 
     ``n_seeds`` keeps the first N seeds (more than listed: the next integers); ``extra_overrides`` are applied
@@ -212,7 +213,7 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
             raise ConfigError("--seeds must be >= 1")
         extra = [max(seeds, default=-1) + 1 + i for i in range(n_seeds - len(seeds))]
         seeds = seeds[:n_seeds] + extra  # more than listed: the next integers (e.g. 5 seeds as P1)
-    lrs = _by_profile(cfg.get("lrs", [None]), profile, "lrs")
+    lrs = list(lrs) if lrs else _by_profile(cfg.get("lrs", [None]), profile, "lrs")  # replaces the grid
     bars = [int(b) for b in cfg.get("bars", [16, 64])]
     contexts = cfg.get("contexts", ["time"])
     base_ov = {**cfg.get("overrides", {}), **(extra_overrides or {})}
@@ -297,7 +298,9 @@ def _evaluate(run_dir: Path, bars: int, data_root: Any, cache_dir: Any) -> Any:
 def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: Any = None) -> str:
     """Train (or resume) then evaluate the run described by ``run_dir/sweep_run.json``.
 
-    Returns the final state ("done" or "failed"); never raises for a failure of the run itself."""
+    Returns the final state ("done", "failed", or "paused" when the time budget ``$STRIPES_DEADLINE`` ran out:
+    training stops after a checkpoint, and an evaluation is not started past the deadline); never raises
+    for a failure of the run itself."""
     run = Path(run_dir)
     if (run / DONE).exists():
         return "done"
@@ -318,6 +321,8 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
         for bars in spec.bars:
             if (run / f"metrics_{bars}.json").exists() and bars in st.get("evaluated", []):
                 continue
+            if _past_deadline():
+                raise BudgetExceeded(f"time budget reached before evaluating {run.name} at {bars} bars")
             _set_status(run, state="evaluating", bars=bars, attempts=attempts)
             _evaluate(run, bars, data_root, cache_dir)
             st = _set_status(run, evaluated=sorted(set(read_status(run).get("evaluated", [])) | {bars}))
@@ -326,11 +331,19 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
         return "done"
     except KeyboardInterrupt:
         raise
+    except BudgetExceeded as exc:
+        _set_status(run, state="paused", error=None, note=str(exc))
+        return "paused"
     except Exception as exc:  # one run failing must not stop the sweep
         prev = read_status(run).get("state", "pending")
         _set_status(run, state="failed", failed_during=prev, attempts=attempts,
                     error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
         return "failed"
+
+
+def _past_deadline() -> bool:
+    d = os.environ.get("STRIPES_DEADLINE")
+    return bool(d) and time.time() >= float(d)
 
 
 def prepare_run(spec: RunSpec, out: Path) -> Path:
@@ -360,6 +373,8 @@ def mark_worker_exit(run: Path, rc: int, log_file: Path | str) -> str:
     """Final state of a run whose worker process exited with ``rc`` (a crash that left no record is
     recorded as a failure)."""
     state = read_status(run).get("state")
+    if state == "paused":
+        return "paused"
     if rc != 0 and state != "failed" and not (run / DONE).exists():
         _set_status(run, state="failed", failed_during=state,
                     error=f"worker exited with code {rc} (see {log_file})")
@@ -369,9 +384,12 @@ def mark_worker_exit(run: Path, rc: int, log_file: Path | str) -> str:
 
 def run_sweep(specs: Sequence[RunSpec], out: str | os.PathLike, jobs: int = 1, data_root: Any = None,
               cache_dir: Any = None, log: Callable[[str], None] = print,
-              launcher: Any = None) -> dict[str, Any]:
+              launcher: Any = None, budget_min: float | None = None) -> dict[str, Any]:
     """Run every spec not yet done into ``out/<name>``; returns {"done": [...], "failed": [...],
-    "skipped": [...]} (skipped = already DONE before this call) and writes ``out/sweep_status.json``.
+    "skipped": [...], "paused": [...]} (skipped = already DONE before this call; paused = stopped or not
+    started because ``budget_min`` minutes ran out) and writes ``out/sweep_status.json``.
+    A budget sets ``$STRIPES_DEADLINE``: runs stop after a checkpoint, no run or evaluation starts past it,
+    and the same call later resumes them.
 
     ``launcher`` (:mod:`stripes.experiments.launchers`) decides where runs execute; default: in this process
     for ``jobs <= 1``, else ``jobs`` local subprocesses."""
@@ -384,12 +402,15 @@ def run_sweep(specs: Sequence[RunSpec], out: str | os.PathLike, jobs: int = 1, d
         run = prepare_run(spec, root)
         (skipped if (run / DONE).exists() else todo).append(run)
     launcher = launcher or LocalLauncher(jobs)
+    if budget_min is not None:
+        os.environ["STRIPES_DEADLINE"] = str(time.time() + 60.0 * budget_min)
     log(f"sweep: {len(specs)} runs, {len(skipped)} already done, {len(todo)} to run ({launcher.describe()})")
     results = launcher.run(todo, data_root, cache_dir, log) if todo else {}
     summary = {
         "done": sorted(n for n, s in results.items() if s == "done"),
         "failed": sorted(n for n, s in results.items() if s == "failed"),
         "skipped": sorted(r.name for r in skipped),
+        "paused": sorted(n for n, s in results.items() if s == "paused"),
     }
     runs = {s.name: read_status(root / s.name).get("state", "pending") for s in specs}
     atomic_write(root / "sweep_status.json", json.dumps({"runs": runs, **summary}, indent=1) + "\n")
@@ -404,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=None)
     p.add_argument("--cache-dir", default=None)
     a = p.parse_args(argv)
-    return 0 if execute_run(a.run_dir, a.data_root, a.cache_dir) == "done" else 1
+    state = execute_run(a.run_dir, a.data_root, a.cache_dir)
+    return 0 if state in ("done", "paused") else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from stripes.config import RunConfig
-from stripes.errors import TrainingError
+from stripes.errors import BudgetExceeded, TrainingError
 from stripes.fileio import atomic_write_text
 from stripes.models import Harmonizer, build_model
 from stripes.train.checkpoint import (
@@ -149,9 +149,16 @@ def train(
     progress: bool = True,
     stop_after_epoch: int | None = None,
     hooks: TrainHooks | None = None,
+    deadline: float | None = None,
 ) -> Path:
     """Train one run into ``out_dir`` and return it. ``stop_after_epoch=k`` ends after epoch k (1-based),
-    as if the run had been killed there; ``resume=True`` continues from ``checkpoints/last.pt``."""
+    as if the run had been killed there; ``resume=True`` continues from ``checkpoints/last.pt``.
+
+    ``deadline`` (a ``time.time()`` value; default ``$STRIPES_DEADLINE``): after each epoch's checkpoint, when
+    another epoch of the same length would end past it, training stops with :class:`BudgetExceeded` (the run
+    resumes exactly with ``resume=True``)."""
+    if deadline is None and os.environ.get("STRIPES_DEADLINE"):
+        deadline = float(os.environ["STRIPES_DEADLINE"])
     out = Path(out_dir)
     rank, world = _init_distributed()
     is_main = rank == 0
@@ -343,6 +350,11 @@ def train(
             dist.barrier()
         if hooks.after_epoch is not None:
             hooks.after_epoch(epoch + 1)
+        if deadline is not None and epoch + 1 < end_epoch and time.time() + seconds > deadline:
+            if tb is not None:
+                tb.close()
+            raise BudgetExceeded(f"time budget reached after epoch {epoch + 1}/{tc.epochs} of {out} "
+                                 "(checkpoint written; run again to resume)")
     if tb is not None:
         tb.close()
     return out
