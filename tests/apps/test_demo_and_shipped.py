@@ -96,3 +96,24 @@ def test_shipped_loader_refuses_bad_files(tmp_path: Path, bad: bytes) -> None:
     f.write_bytes(bad)
     with pytest.raises(HarmonizeError, match="cannot load model"):
         load_model(f)
+
+
+def test_harmonize_refuses_a_code_running_checkpoint(tmp_path: Path, capsys) -> None:
+    import os
+
+    import torch
+
+    from stripes.cli import main
+
+    target = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # noqa: ANN204
+            return (os.system, (f"touch {target}",))
+
+    torch.save({"config": {}, "model": {}, "context_dim": 12, "x": Evil()}, tmp_path / "evil.pt")
+    assert main(["harmonize", "--example", "--out", str(tmp_path / "o"), "--checkpoint",
+                 str(tmp_path / "evil.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to load" in err and "Traceback" not in err
+    assert not target.exists() and not (tmp_path / "o" / "morning_walk.harmonized.mid").exists()
