@@ -128,8 +128,9 @@ CHUNK_ENTRIES = 1 << 18
 TABLE_ENTRIES = 1 << 24
 
 
-class _PosCache:
-    """Distinct rows of the last positions tensor seen (per object and version), shared across layers."""
+class _PosCache(threading.local):
+    """Distinct rows of the last positions tensor seen (per object and version, per thread), shared across
+    layers."""
 
     def __init__(self) -> None:
         self.ref = None
