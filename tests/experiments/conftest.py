@@ -16,7 +16,7 @@ import _fakes  # noqa: E402
 
 @pytest.fixture
 def fake_runner(monkeypatch: pytest.MonkeyPatch):
-    import stripes.experiments.sweep as sw
+    import stripes.experiments.run as sw
 
     monkeypatch.setattr(sw, "_train", _fakes.fake_train)
     monkeypatch.setattr(sw, "_evaluate", _fakes.fake_evaluate)

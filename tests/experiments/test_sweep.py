@@ -199,7 +199,9 @@ def test_killed_run_is_resumed_and_finished_evaluations_kept(tmp_path: Path, fak
     run = sw.prepare_run(specs2[0], out)
     (run / "checkpoints").mkdir()
     (run / "checkpoints" / "last.pt").write_text("partial")
-    sw._set_status(run, state="training", attempts=1)
+    import stripes.experiments.run as run_mod
+
+    run_mod._set_status(run, state="training", attempts=1)
     sw.run_sweep(specs2, out, log=lambda s: None)
     trains = [c for c in fake_runner.calls(out) if c["run"] == run.name]
     assert trains[0] == {"run": run.name, "what": "train", "resume": True}
@@ -225,11 +227,13 @@ def test_parallel_jobs_run_in_subprocesses(tmp_path: Path, monkeypatch: pytest.M
     script.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(HERE)!r})\n"
-        "import _fakes, stripes.experiments.sweep as sw\n"
+        "import _fakes, stripes.experiments.run as sw\n"
         "sw._train, sw._evaluate = _fakes.fake_train, _fakes.fake_evaluate\n"
         "sys.exit(sw.main(sys.argv[1:]))\n"
     )
-    monkeypatch.setattr(sw, "worker_command", lambda run, d, c: [sys.executable, str(script), str(run)])
+    import stripes.experiments.run as run_mod
+
+    monkeypatch.setattr(run_mod, "worker_command", lambda run, d, c: [sys.executable, str(script), str(run)])
     out = tmp_path / "runs"
     specs = _specs(tmp_path, [{"pe": "rope"}, {"pe": "ropepool"}, {"pe": "fstripe_sff"}])
     summary = sw.run_sweep(specs, out, jobs=3, log=lambda s: None)
@@ -241,7 +245,9 @@ def test_parallel_jobs_run_in_subprocesses(tmp_path: Path, monkeypatch: pytest.M
 
 def test_worker_that_dies_is_marked_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     die = [sys.executable, "-c", "import os; os._exit(9)"]
-    monkeypatch.setattr(sw, "worker_command", lambda run, d, c: die)
+    import stripes.experiments.run as run_mod
+
+    monkeypatch.setattr(run_mod, "worker_command", lambda run, d, c: die)
     out = tmp_path / "runs"
     specs = _specs(tmp_path, [{"pe": "rope"}, {"pe": "ropepool"}])
     summary = sw.run_sweep(specs, out, jobs=2, log=lambda s: None)
@@ -251,7 +257,7 @@ def test_worker_that_dies_is_marked_failed(tmp_path: Path, monkeypatch: pytest.M
 
 def test_worker_command_passes_data_options(tmp_path: Path) -> None:
     cmd = sw.worker_command(tmp_path / "r", "/data", None)
-    assert cmd[1:4] == ["-m", "stripes.experiments.sweep", str(tmp_path / "r")]
+    assert cmd[1:4] == ["-m", "stripes.experiments.run", str(tmp_path / "r")]
     assert cmd[-2:] == ["--data-root", "/data"] and "--cache-dir" not in cmd
 
 

@@ -1,5 +1,5 @@
 """Where sweep runs execute. A launcher takes prepared run folders (``sweep_run.json`` written) and returns
-``{run name: "done" | "failed"}``; every backend ends in :func:`stripes.experiments.sweep.execute_run`, so
+``{run name: "done" | "failed"}``; every backend ends in :func:`stripes.experiments.run.execute_run`, so
 resume, failure records and the ``DONE`` marker behave the same everywhere.
 
 - :class:`LocalLauncher` (``--launcher local``, default): in this process (``jobs=1``) or ``jobs`` worker
@@ -34,7 +34,7 @@ class LocalLauncher:
         return f"local, jobs={self.jobs}"
 
     def run(self, runs: Sequence[Path], data_root: Any, cache_dir: Any, log: Log) -> dict[str, str]:
-        from stripes.experiments import sweep
+        from stripes.experiments import run as runmod
 
         results: dict[str, str] = {}
         if self.jobs <= 1:
@@ -43,9 +43,9 @@ class LocalLauncher:
                     results[run.name] = "paused"
                     continue
                 log(f"[{i}/{len(runs)}] {run.name}")
-                results[run.name] = sweep.execute_run(run, data_root, cache_dir)
+                results[run.name] = runmod.execute_run(run, data_root, cache_dir)
                 if results[run.name] == "failed":
-                    log(f"  failed: {sweep.read_status(run).get('error')}")
+                    log(f"  failed: {runmod.read_status(run).get('error')}")
             return results
         threads = max(1, (os.cpu_count() or 1) // self.jobs)
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
@@ -64,7 +64,7 @@ def _past_deadline() -> bool:
 
 
 def _subprocess_run(run: Path, data_root: Any, cache_dir: Any, threads: int) -> str:
-    from stripes.experiments import sweep
+    from stripes.experiments import run as runmod
 
     if _past_deadline():  # the budget ran out while this run waited for a slot
         return "paused"
@@ -72,14 +72,14 @@ def _subprocess_run(run: Path, data_root: Any, cache_dir: Any, threads: int) -> 
     env.setdefault("OMP_NUM_THREADS", str(threads))
     log_file = run / "sweep_worker.log"
     with open(log_file, "a", encoding="utf-8") as fh:
-        rc = subprocess.run(sweep.worker_command(run, data_root, cache_dir), stdout=fh,
+        rc = subprocess.run(runmod.worker_command(run, data_root, cache_dir), stdout=fh,
                             stderr=subprocess.STDOUT, env=env, check=False).returncode
-    return sweep.mark_worker_exit(run, rc, log_file)
+    return runmod.mark_worker_exit(run, rc, log_file)
 
 
 def _job(run_dir: str, data_root: Any, cache_dir: Any) -> str:
     """What one submitit job executes (a module-level function, so that it pickles by reference)."""
-    from stripes.experiments.sweep import execute_run
+    from stripes.experiments.run import execute_run
 
     return execute_run(run_dir, data_root, cache_dir)
 
@@ -122,7 +122,7 @@ class SubmititLauncher:
         return ex
 
     def run(self, runs: Sequence[Path], data_root: Any, cache_dir: Any, log: Log) -> dict[str, str]:
-        from stripes.experiments import sweep
+        from stripes.experiments import run as runmod
 
         if not runs:
             return {}
@@ -136,7 +136,7 @@ class SubmititLauncher:
             try:
                 results[name] = str(job.result())
             except Exception as exc:  # the job died (killed, out of time): record it like a dead worker
-                sweep.mark_worker_exit(run, 1, f"submitit job {job.job_id}: {type(exc).__name__}")
+                runmod.mark_worker_exit(run, 1, f"submitit job {job.job_id}: {type(exc).__name__}")
                 results[name] = "failed"
             log(f"{name}: {results[name]}")
         return results

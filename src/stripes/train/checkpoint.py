@@ -21,13 +21,17 @@ import io
 import pickle
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from stripes.errors import CheckpointError
 from stripes.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from stripes.config import RunConfig
+    from stripes.models import Harmonizer
 
 INFERENCE_FORMAT = "stripes-inference"
 INFERENCE_VERSION = 1
@@ -137,8 +141,6 @@ def export_inference(run_dir: str | Path, dest: str | Path, which: str = "best",
     chosen on validation (``metrics_{bars}.json``) and the validation/test BCE when the run was evaluated."""
     import json
 
-    from stripes.train.loop import load_run
-
     run = Path(run_dir)
     config, model, ck = load_run(run, which)
     extra: dict[str, Any] = {"source_run": run.name, "epoch": ck.get("epoch"),
@@ -203,3 +205,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def load_run(
+    path: str | Path, which: str = "best"
+) -> tuple[RunConfig, Harmonizer, dict[str, Any]]:
+    """(config, model in eval mode, checkpoint dict) from a run folder (``checkpoints/{which}.pt``, falling
+    back to ``last.pt`` when ``best.pt`` is absent), a training checkpoint file or an inference file
+    (:func:`stripes.train.checkpoint.save_inference`). Always loaded with ``weights_only=True``."""
+    from stripes.config import RunConfig
+    from stripes.errors import ConfigError
+    from stripes.models import build_model  # noqa: F811 (runtime import; the names above are for typing)
+
+    p = Path(path)
+    if p.is_dir():
+        ckpt = p / "checkpoints" / f"{which}.pt"
+        if which == "best" and not ckpt.is_file():
+            ckpt = p / "checkpoints" / "last.pt"
+        if not ckpt.is_file():
+            raise CheckpointError(f"{p} is not a run folder (no checkpoints/{which}.pt)")
+        p = ckpt
+    ck = load_checkpoint(p)
+    if "config" not in ck or "model" not in ck or "context_dim" not in ck:
+        raise CheckpointError(f"{p} is not a stripes checkpoint (needs config, model and context_dim)")
+    try:
+        config = RunConfig.from_dict(ck["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{p}: its config is not valid for this stripes version: {exc}") from None
+    model = build_model(config, int(ck["context_dim"]))
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{p}: weights do not fit the model of its config: {str(exc)[:300]}") from None
+    model.eval()
+    ck.setdefault("inference", is_inference(ck))
+    return config, model, ck

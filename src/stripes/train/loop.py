@@ -32,12 +32,12 @@ from stripes.errors import BudgetExceeded, TrainingError
 from stripes.fileio import atomic_write_text
 from stripes.models import Harmonizer, build_model
 from stripes.train.checkpoint import (
-    is_inference,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from stripes.train.checkpoint import load_run as load_run  # re-exported: its historical home
 from stripes.train.data import collate, make_dataset, random_subset, spread_subset
 from stripes.train.schedule import curriculum_length, lr_factor
 
@@ -358,36 +358,3 @@ def train(
     if tb is not None:
         tb.close()
     return out
-
-
-def load_run(
-    path: str | Path, which: str = "best"
-) -> tuple[RunConfig, Harmonizer, dict[str, Any]]:
-    """(config, model in eval mode, checkpoint dict) from a run folder (``checkpoints/{which}.pt``, falling
-    back to ``last.pt`` when ``best.pt`` is absent), a training checkpoint file or an inference file
-    (:func:`stripes.train.checkpoint.save_inference`). Always loaded with ``weights_only=True``."""
-    from stripes.errors import CheckpointError, ConfigError
-
-    p = Path(path)
-    if p.is_dir():
-        ckpt = p / "checkpoints" / f"{which}.pt"
-        if which == "best" and not ckpt.is_file():
-            ckpt = p / "checkpoints" / "last.pt"
-        if not ckpt.is_file():
-            raise CheckpointError(f"{p} is not a run folder (no checkpoints/{which}.pt)")
-        p = ckpt
-    ck = load_checkpoint(p)
-    if "config" not in ck or "model" not in ck or "context_dim" not in ck:
-        raise CheckpointError(f"{p} is not a stripes checkpoint (needs config, model and context_dim)")
-    try:
-        config = RunConfig.from_dict(ck["config"])
-    except ConfigError as exc:
-        raise CheckpointError(f"{p}: its config is not valid for this stripes version: {exc}") from None
-    model = build_model(config, int(ck["context_dim"]))
-    try:
-        model.load_state_dict(ck["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{p}: weights do not fit the model of its config: {str(exc)[:300]}") from None
-    model.eval()
-    ck.setdefault("inference", is_inference(ck))
-    return config, model, ck
