@@ -1,6 +1,16 @@
+import time
+
 import numpy as np
 
-from stripes.apps.harmonize.estimate import default_params, estimate_chords, estimate_key
+from stripes.apps.harmonize import chordfit
+from stripes.apps.harmonize.estimate import (
+    N_FEATURES,
+    beat_grid,
+    default_params,
+    estimate_chords,
+    estimate_key,
+    slot_histograms,
+)
 
 
 def _melody(chords, beats_per=4):
@@ -42,5 +52,50 @@ def test_key_estimate_and_params_shipped():
     h[[0, 2, 4, 5, 7, 9, 11]] = [5, 2, 4, 2, 5, 2, 1]
     assert estimate_key(h) == (0, False)
     p = default_params()
-    assert p.prior.shape == (24,) and p.trans.shape == (24, 24) and p.emit.shape == (2, 12)
-    assert np.allclose(np.exp(p.trans).sum(1), 1, atol=1e-3)
+    assert p.W.shape == (N_FEATURES, 24) and p.prior.shape == (24,) and p.bigram.shape == (24, 24)
+    assert np.allclose(np.exp(p.bigram).sum(1), 1, atol=1e-3)
+    assert np.allclose(np.exp(p.change).sum(1), 1, atol=1e-3)
+    assert 0.0 <= p.gamma <= 1.0
+
+
+def test_slot_histograms_and_odd_bars():
+    edges, pos = beat_grid(np.array([0, 32, 80]), np.array([2, 3, 4]), 144)
+    assert edges.tolist() == [0, 16, 32, 48, 64, 80, 96, 112, 128, 144]
+    assert pos.tolist() == [0, 1, 0, 1, 2, 0, 1, 2, 3]
+    h = slot_histograms(np.array([[2, 10, 60]]), edges)
+    assert np.isclose(h[0, :, 0].sum(), 2.0) and np.isclose(h[0, 0, 0], 0.5) and h[1:].sum() == 0
+    # a pickup bar, a 3/4 bar, an empty melody and rests do not break the estimate
+    notes = np.array([[40, 56, 67], [96, 112, 72]])
+    spans = estimate_chords(notes, np.array([0, 32, 80]), np.array([2, 3, 4]), 144)
+    assert spans[0].start == 0 and spans[-1].end == 144
+    assert all(a.end == b.start for a, b in zip(spans, spans[1:]))
+    assert estimate_chords(np.zeros((0, 3), np.int64), np.array([0]), np.array([4]), 64)[0].end == 64
+
+
+def test_fast_and_deterministic():
+    rng = np.random.default_rng(0)
+    on = np.arange(0, 6400, 8)
+    notes = np.stack([on, on + 8, rng.integers(60, 80, len(on))], 1)
+    args = (notes, np.arange(100) * 64, np.full(100, 4), 6400)
+    estimate_chords(*args)
+    t = time.perf_counter()
+    a = estimate_chords(*args)
+    assert time.perf_counter() - t < 1.0  # about 0.05 s on an idle core
+    assert a == estimate_chords(*args)
+
+
+def test_beats_melody_blind_baseline_on_validation(shared_data):
+    songs = chordfit.load_songs(shared_data, splits=("val",), limit=6)["val"]
+    p = default_params()
+    acc = chordfit.accuracy(songs, p)
+    blind = chordfit.accuracy(songs, p, blind=True)
+    assert acc["beats"] > 1000
+    assert acc["majmin"] > blind["majmin"] + 0.1, (acc, blind)
+    assert acc["majmin"] > 0.3 and acc["root"] >= acc["majmin"]
+
+
+def test_label_reduction():
+    assert chordfit.label_state("C:maj7/3") == 0 and chordfit.label_state("A:min7/b7") == 19
+    assert chordfit.label_state("Bb:7") == 20 and chordfit.label_state("C#:min6") == 3
+    for lab in ("N", "G:sus4", "F:sus4(b7)", "B:dim", "E:hdim7", "Ab:aug", "D:sus2"):
+        assert chordfit.label_state(lab) == -1

@@ -1,171 +1,234 @@
-"""Fit the chord HMM of :mod:`stripes.apps.harmonize.estimate` on POP909 and measure its accuracy.
+"""Fit the chord estimator of :mod:`stripes.apps.harmonize.estimate` on POP909 and measure its accuracy.
 
-``python -m stripes.apps.harmonize.chordfit [--data-root DIR] [--cache-dir DIR] [--write]`` counts the
-tables on the training songs (melody from the aligned MIDI roll, chords from Dai et al.'s annotations,
-key from ``analyzed_key.txt``), picks the emission weight ``alpha`` on the validation songs and prints the
-per-beat accuracy (root + major/minor) on the test songs; ``--write`` stores ``model/chord_hmm.json``.
+``python -m stripes.apps.harmonize.chordfit [--data-root DIR] [--write] [--test]`` reads the raw POP909
+files (no prepared cache), fits the classifier, key profile and chord-sequence tables on the training songs,
+picks ``gamma`` on the validation songs and prints the per-beat accuracy on validation;
+``--write`` stores ``model/chord_hmm.json``; ``--test`` also scores the test songs (do that once, for
+the report; ``--eval-only --test`` scores the shipped model).
 
-Scoring: a reference chord is *major* when its pitch classes hold the root's major third and fifth,
-*minor* for the minor third and fifth; beats whose reference is neither (sus, dim, aug, power chords,
-no chord) are left out, as in mir_eval's ``majmin``. The key is estimated from the melody (not taken from
-the annotations) when scoring, as it would be for a user's melody.
+Data (all on the MIDI time axis, seconds): the MELODY track of ``NNN.mid`` (top note per onset, cut at
+the next onset), the beats and bar lines of ``beat_midi.txt`` (column 3 = bar line; a pickup before the
+first bar line is a bar of its own) and the chords of ``chord_midi.txt``. Note times are mapped to the
+beat grid by interpolating between the annotated beats (16 ticks per beat), so melody, chords and
+scoring share one grid. The training key frame comes from ``analyzed_key.txt``; when scoring, the key is
+estimated from the melody, as it would be for a user's melody.
+
+Scoring: one reference per annotated beat, the chord sounding at the beat's midpoint, reduced to root +
+major/minor as mir_eval's ``majmin`` does: maj, 7, maj7, maj6 -> major; min, min7, min6, minmaj7 ->
+minor, inversions dropped. Beats whose chord is sus2, sus4, sus4(b7), dim, hdim7, dim7, aug or N are
+left out (the estimator outputs neither).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stripes.apps.harmonize.estimate import (
-    PARAMS_PATH,
-    HMMParams,
-    emission_matrix,
-    estimate_states,
-    key_frame,
-    pitch_class_histogram,
-    viterbi,
-)
+from stripes.apps.harmonize import estimate as est
 
-SEG = 32  # half a 4/4 bar on the training grid
+PC = {n: i for i, n in enumerate("C C# D Eb E F F# G Ab A Bb B".split())}
+PC.update({"Db": 1, "D#": 3, "Gb": 6, "G#": 8, "A#": 10, "Cb": 11})
+MAJOR = {"maj", "7", "maj7", "maj6"}
+MINOR = {"min", "min7", "min6", "minmaj7"}
 BEAT = 16
+GAMMAS = (0.1, 0.2, 0.3, 0.4, 0.6)
 
 
-def _triad_labels(table: np.ndarray) -> np.ndarray:
-    """(N, 13) chord table rows [root+1, chroma] -> (N,) state root*2+minor, or -1 (not maj/min)."""
-    out = np.full(len(table), -1, np.int64)
-    for i, row in enumerate(table):
-        if row[0] == 0:
-            continue
-        r = int(row[0]) - 1
-        pcs = set(np.flatnonzero(row[1:]).tolist())
-        if {(r + 4) % 12, (r + 7) % 12} <= pcs:
-            out[i] = 2 * r
-        elif {(r + 3) % 12, (r + 7) % 12} <= pcs:
-            out[i] = 2 * r + 1
-    return out
+def label_state(label: str) -> int:
+    """``chord_midi.txt`` label -> root*2 + minor, or -1 (N or neither major nor minor)."""
+    if ":" not in label:
+        return -1
+    root, quality = label.split(":", 1)
+    quality = quality.split("/")[0]
+    if quality in MAJOR:
+        return 2 * PC[root]
+    if quality in MINOR:
+        return 2 * PC[root] + 1
+    return -1
 
 
-def load_songs(data_root: Any = None, cache_dir: Any = None) -> dict[str, list[dict[str, Any]]]:
-    """Per split, per song: grid melody notes (n, 3), per-tick chord state (or -1), tonic, minor."""
-    from stripes.data.prepare import SONG_COLUMNS, prepare
-    from stripes.data.store import PreparedData
-    from stripes.metrics import extract_notes
+def load_song(root: Path, sid: int) -> dict[str, Any]:
+    """One song on the beat grid: notes (n, 3), bar_starts, beats, end (ticks), ref (n_beats,), key."""
+    import symusic
 
-    pd = PreparedData(prepare(data_root, cache_dir, workers=1))
-    labels = _triad_labels(pd.chord_table)
-    col = {c: i for i, c in enumerate(SONG_COLUMNS)}
-    splits = ("train", "val", "test")
-    out: dict[str, list[dict[str, Any]]] = {s: [] for s in splits}
-    for row in pd.songs:
-        off, n = int(row[col["offset"]]), int(row[col["length"]])
-        mel = PreparedData.unpack(pd.roll[off : off + n])[:, :128]
-        notes = extract_notes(mel)[:, [1, 2, 0]]  # (onset, end, pitch)
-        out[splits[int(row[col["split"]])]].append(
-            {
-                "notes": notes,
-                "state": labels[np.asarray(pd.chord[off : off + n], dtype=np.int64)],
-                "tonic": int(row[col["tonic"]]),
-                "minor": bool(row[col["minor"]]),
-                "n": n,
-            }
-        )
-    return out
+    d = root / "POP909" / f"{sid:03d}"
+    b = np.loadtxt(d / "beat_midi.txt", ndmin=2)
+    bt, nb = b[:, 0], len(b)
+    score = symusic.Score(str(d / f"{sid:03d}.mid"), ttype="second")
+    n = next(t for t in score.tracks if t.name.strip().upper() == "MELODY").notes.numpy()
+    on = n["time"].astype(float)
+    off = on + n["duration"].astype(float)
+
+    def ticks(t: np.ndarray) -> np.ndarray:
+        x = np.interp(t, bt, np.arange(nb))
+        x = np.where(t < bt[0], (t - bt[0]) / (bt[1] - bt[0]), x)
+        x = np.where(t > bt[-1], nb - 1 + (t - bt[-1]) / (bt[-1] - bt[-2]), x)
+        return np.round(x * BEAT).astype(np.int64)
+
+    a, e, p = ticks(on), ticks(off), n["pitch"].astype(np.int64)
+    o = np.lexsort((-p, a))
+    a, e, p = a[o], np.maximum(e[o], a[o] + 1), p[o]
+    keep = np.r_[True, a[1:] != a[:-1]]
+    a, e, p = a[keep], e[keep], p[keep]
+    e = np.minimum(e, np.r_[a[1:], np.iinfo(np.int64).max])
+    ok = (a >= 0) & (e > a)
+    bars = np.flatnonzero(b[:, 2] > 0)
+    starts = np.r_[[0] if bars.size == 0 or bars[0] > 0 else [], bars].astype(np.int64)
+    rows = [ln.rstrip("\n").split("\t") for ln in open(d / "chord_midi.txt", encoding="utf-8") if ln.strip()]
+    cstart = np.array([float(r[0]) for r in rows])
+    mid = np.r_[(bt[:-1] + bt[1:]) / 2, bt[-1] + (bt[-1] - bt[-2]) / 2]
+    idx = np.searchsorted(cstart, mid, side="right") - 1
+    ref = np.array([label_state(rows[i][2]) if i >= 0 else -1 for i in idx], np.int64)
+    key = (root / "POP909-structure" / f"{sid:03d}" / "analyzed_key.txt").read_text().split()[0]
+    tonic, mode = key.split(":")
+    return {
+        "sid": sid, "notes": np.stack([a[ok], e[ok], p[ok]], 1), "bar_starts": starts * BEAT,
+        "beats": np.diff(np.r_[starts, nb]), "end": nb * BEAT, "ref": ref,
+        "frame": est.key_frame(PC[tonic], mode == "min"),
+    }
 
 
-def _segments(n: int) -> np.ndarray:
-    starts = np.arange(0, n, SEG)
-    return np.stack([starts, np.minimum(starts + SEG, n)], axis=1)
+def split_ids(root: Path) -> dict[str, list[int]]:
+    with np.load(root / "structurePE" / "split.npz") as z:
+        return {s: sorted(int(i) for i in z[f"{s}_idx"]) for s in ("train", "val", "test")}
 
 
-def fit(songs: list[dict[str, Any]], smoothing: float = 1.0) -> HMMParams:
-    """Count prior, transitions (per half bar, key frame) and root-relative emissions."""
+def load_songs(data_root: Any = None, splits: tuple[str, ...] = ("train", "val", "test"),
+               limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per split, per song (see :func:`load_song`); ``limit`` keeps the first songs of each split."""
+    root = Path(data_root or os.environ.get("STRIPES_DATA") or Path.home() / ".cache/stripes/data")
+    ids = split_ids(root)
+    return {s: [load_song(root, i) for i in ids[s][:limit]] for s in splits}
+
+
+def _rel(state: np.ndarray, frame: int) -> np.ndarray:
+    return np.where(state >= 0, 2 * ((state // 2 - frame) % 12) + state % 2, -1)
+
+
+def _beats(s: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
+    edges, pos = est.beat_grid(s["bar_starts"], s["beats"], s["end"])
+    return est.slot_histograms(s["notes"], edges), pos, est.half_bars(s["bar_starts"], s["beats"], s["end"])
+
+
+def train_lr(
+    X: np.ndarray, y: np.ndarray, iters: int = 300, lr: float = 0.05, l2: float = 1e-4
+) -> np.ndarray:
+    """Multinomial logistic regression by full-batch Adam from zeros (deterministic)."""
+    W = np.zeros((X.shape[1], est.N_STATES))
+    m, v = np.zeros_like(W), np.zeros_like(W)
+    Y = np.eye(est.N_STATES)[y]
+    for it in range(1, iters + 1):
+        P = np.exp(est.log_softmax(X @ W))
+        G = X.T @ (P - Y) / len(X) + l2 * W
+        m = 0.9 * m + 0.1 * G
+        v = 0.999 * v + 0.001 * G * G
+        W -= lr * (m / (1 - 0.9**it)) / (np.sqrt(v / (1 - 0.999**it)) + 1e-8)
+    return W
+
+
+def fit(songs: list[dict[str, Any]], smoothing: float = 1.0, iters: int = 300) -> est.HMMParams:
+    """Key profile, half-bar chord tables (key frame) and the per-beat classifier."""
+    keyprof = np.full(12, smoothing)
     prior = np.full(24, smoothing)
-    trans = np.full((24, 24), smoothing)
-    emit = np.full((2, 12), smoothing)
+    change = np.full((2, 2), smoothing)
+    big = np.full((24, 24), smoothing)
+    np.fill_diagonal(big, 0.0)
+    Xs, ys = [], []
     for s in songs:
-        frame = key_frame(s["tonic"], s["minor"])
-        segs = _segments(s["n"])
+        hists, pos, halves = _beats(s)
+        fr = s["frame"]
+        keyprof += np.roll(hists.sum((0, 1)), -fr)
+        rs = _rel(s["ref"][: len(pos)], fr)
+        X = est.features(hists, pos, halves, fr)
+        Xs.append(X[rs >= 0])
+        ys.append(rs[rs >= 0])
         prev = -1
-        for a, b in segs:
-            st = s["state"][a:b]
-            st = st[st >= 0]
-            if st.size == 0:
-                prev = -1
-                continue
-            state = int(np.bincount(st).argmax())
-            rel = 2 * ((state // 2 - frame) % 12) + state % 2
-            prior[rel] += 1
-            if prev >= 0:
-                trans[prev, rel] += 1
-            prev = rel
-            h = pitch_class_histogram(s["notes"], int(a), int(b))
-            emit[state % 2] += np.roll(h, -(state // 2)) / 4.0
-    norm = lambda m: np.log(m / m.sum(-1, keepdims=True))  # noqa: E731
-    return HMMParams(norm(prior), norm(trans), norm(emit))
+        for a, b, h in halves:
+            r = rs[a:b]
+            r = r[r >= 0]
+            cur = int(np.bincount(r, minlength=24).argmax()) if r.size else -1
+            if cur >= 0:
+                prior[cur] += 1
+                if prev >= 0:
+                    change[h, int(cur != prev)] += 1
+                    if cur != prev:
+                        big[prev, cur] += 1
+            prev = cur
+    with np.errstate(divide="ignore"):
+        norm = lambda m: np.log(m / m.sum(-1, keepdims=True))  # noqa: E731
+        W = train_lr(np.concatenate(Xs), np.concatenate(ys), iters=iters)
+        return est.HMMParams(W, norm(keyprof), norm(prior), norm(change), norm(big))
 
 
-def accuracy(songs: list[dict[str, Any]], params: HMMParams, use_true_key: bool = False) -> dict[str, float]:
+def predict(s: dict[str, Any], params: est.HMMParams, true_key: bool = False, blind: bool = False
+            ) -> np.ndarray:
+    """Predicted state per annotated beat. ``blind``: the most likely chord of the estimated key."""
+    frame = s["frame"] if true_key else None
+    states, halves, _, fr = est.estimate_states(
+        s["notes"], s["bar_starts"], s["beats"], s["end"], params, frame
+    )
+    out = np.full(len(s["ref"]), -1, np.int64)
+    for (a, b, _), x in zip(halves, states):
+        out[a:b] = x
+    if blind:
+        best = int(np.argmax(params.prior))
+        out[:] = 2 * ((best // 2 + fr) % 12) + best % 2
+    return out
+
+
+def accuracy(songs: list[dict[str, Any]], params: est.HMMParams, **kw: bool) -> dict[str, float]:
     """Per-beat accuracy (root + maj/min, and root only) over the beats with a maj/min reference."""
     hit = root_hit = total = 0
     for s in songs:
-        segs = _segments(s["n"])
-        key = (s["tonic"], s["minor"]) if use_true_key else None
-        states, _ = estimate_states(s["notes"], segs, params, key=key)
-        beat_ref = s["state"][BEAT // 2 :: BEAT]  # the chord at the middle of each beat
-        beat_pred = np.repeat(states, SEG // BEAT)[: len(beat_ref)]
-        ok = beat_ref[: len(beat_pred)] >= 0
-        ref, pred = beat_ref[: len(beat_pred)][ok], beat_pred[ok]
-        hit += int(np.count_nonzero(ref == pred))
-        root_hit += int(np.count_nonzero(ref // 2 == pred // 2))
-        total += int(ref.size)
-    return {
-        "majmin": hit / max(total, 1),
-        "root": root_hit / max(total, 1),
-        "beats": total,
-        "songs": len(songs),
-    }
+        pred, ref = predict(s, params, **kw), s["ref"]
+        ok = ref >= 0
+        hit += int(np.count_nonzero(pred[ok] == ref[ok]))
+        root_hit += int(np.count_nonzero(pred[ok] // 2 == ref[ok] // 2))
+        total += int(ok.sum())
+    return {"majmin": hit / max(total, 1), "root": root_hit / max(total, 1), "beats": total,
+            "songs": len(songs)}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root")
-    ap.add_argument("--cache-dir")
-    ap.add_argument("--write", action="store_true", help=f"write {PARAMS_PATH}")
+    ap.add_argument("--write", action="store_true", help=f"write {est.PARAMS_PATH}")
+    ap.add_argument("--eval-only", action="store_true", help="score the shipped model (no fitting)")
+    ap.add_argument("--test", action="store_true", help="also score the test songs (report once)")
     args = ap.parse_args(argv)
-    songs = load_songs(args.data_root, args.cache_dir)
-    params = fit(songs["train"])
-    best = None
-    for alpha in (0.25, 0.5, 1.0, 2.0):
-        params.alpha = alpha
-        acc = accuracy(songs["val"], params)["majmin"]
-        print(f"alpha {alpha:<5} val majmin {acc:.4f}")
-        if best is None or acc > best[0]:
-            best = (acc, alpha)
-    assert best is not None
-    params.alpha = best[1]
-    for split in ("val", "test"):
+    songs = load_songs(args.data_root)
+    if args.eval_only:
+        params = est.default_params()
+    else:
+        params = fit(songs["train"])
+        best = None
+        for g in GAMMAS:
+            params.gamma = g
+            acc = accuracy(songs["val"], params)["majmin"]
+            print(f"gamma {g:<5} val majmin {acc:.4f}", flush=True)
+            if best is None or acc > best[0]:
+                best = (acc, g)
+        assert best is not None
+        params.gamma = best[1]
+    for split in ("val", "test") if args.test else ("val",):
         a = accuracy(songs[split], params)
-        t = accuracy(songs[split], params, use_true_key=True)
-        print(
-            f"{split}: majmin {a['majmin']:.4f} root {a['root']:.4f} ({a['beats']} beats, {a['songs']} "
-            f"songs); with the annotated key: majmin {t['majmin']:.4f}"
-        )
-        base = HMMParams(params.prior, params.trans, params.emit * 0.0, 0.0)
-        b = accuracy(songs[split], base)
-        print(
-            f"{split}: baseline without melody evidence (most likely chord of the estimated key): "
-            f"majmin {b['majmin']:.4f}"
-        )
+        t = accuracy(songs[split], params, true_key=True)
+        b = accuracy(songs[split], params, blind=True)
+        print(f"{split}: majmin {a['majmin']:.4f} root {a['root']:.4f} ({a['beats']} beats, "
+              f"{a['songs']} songs); annotated key {t['majmin']:.4f}; "
+              f"melody-blind baseline {b['majmin']:.4f}", flush=True)
     if args.write:
-        PARAMS_PATH.parent.mkdir(parents=True, exist_ok=True)
-        PARAMS_PATH.write_text(params.to_json() + "\n")
-        print(f"wrote {PARAMS_PATH}")
+        est.PARAMS_PATH.parent.mkdir(parents=True, exist_ok=True)
+        est.PARAMS_PATH.write_text(params.to_json() + "\n")
+        print(f"wrote {est.PARAMS_PATH} ({est.PARAMS_PATH.stat().st_size} bytes)")
     return 0
 
 
-__all__ = ["accuracy", "emission_matrix", "fit", "load_songs", "main", "viterbi"]
+__all__ = ["accuracy", "fit", "label_state", "load_song", "load_songs", "main", "predict"]
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

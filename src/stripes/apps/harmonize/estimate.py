@@ -1,15 +1,21 @@
-"""Chords from a melody alone: a key-aware hidden Markov model over 24 triads, decoded with Viterbi.
+"""Chords from a melody alone: a per-beat log-linear classifier over 24 triads, pooled per half bar and
+smoothed with a tempered chord-bigram Viterbi.
 
-* Segments: half bars (bars with an even number of beats >= 4), else whole bars.
-* Key: Krumhansl-Kessler correlation of the duration-weighted melody pitch-class histogram with the 24
-  rotated major/minor profiles; minor keys are folded to their relative major (the "key frame").
-* States: 12 roots x {major, minor}, in the key frame. ``prior`` (24,), ``trans`` (24, 24) and ``emit``
-  (2, 12) (melody pitch class relative to the chord root, per quality) are log-probabilities counted on
-  POP909's training songs (:mod:`stripes.apps.harmonize.chordfit`, stored in ``model/chord_hmm.json``).
-  A segment's emission is ``alpha`` x the duration-weighted (in 16ths) sum of ``emit``; empty segments
-  carry no evidence, so the chord holds through rests.
+* Beats: every bar of ``beats[i]`` beats is cut into equal beats; each beat into 4 slots (16ths in 4/4).
+  Features of a beat, all in the *key frame* (relative-major tonic at pitch class 0): ``log1p`` of the
+  melody duration per (slot, pitch class) for the beat and the two beats on either side; the half-bar,
+  bar, previous and next half-bar and whole-song (per beat) pitch-class histograms; the beat's position
+  in the bar and a "no melody" flag (306 numbers).
+* Key: the duration-weighted melody pitch-class histogram against a key profile learned on POP909's
+  training songs (12 rotations; minor keys fold into their relative major, the frame the model needs).
+* Classes: 12 roots x {major, minor} in the key frame; ``W`` (306, 24) is a multinomial logistic
+  regression fitted by :mod:`stripes.apps.harmonize.chordfit` on the training songs.
+* Decoding: the beat log-posteriors are averaged per half bar (bars of an even number >= 4 of beats;
+  other bars stay whole), then Viterbi over half bars with ``gamma`` x (log prior, change-by-position,
+  key-relative bigram) counted on the training songs. ``gamma`` is chosen on the validation songs.
 
-Accuracy on the POP909 test songs (root + major/minor per beat) is in docs/model-card.md.
+Parameters live in ``model/chord_hmm.json``. Accuracy (POP909 test songs, root + major/minor per beat) is
+in docs/model-card.md.
 """
 
 from __future__ import annotations
@@ -26,48 +32,51 @@ PARAMS_PATH = Path(__file__).parent / "model" / "chord_hmm.json"
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 N_STATES = 24
+SLOTS = 4
+CONTEXT = (-2, -1, 0, 1, 2)
+N_FEATURES = len(CONTEXT) * SLOTS * 12 + 5 * 12 + 4 + 1 + 1
 
 
 @dataclass
 class HMMParams:
-    """Log-probability tables of the chord HMM (key frame = relative major tonic at 0)."""
+    """Classifier weights and key-frame chord-sequence tables (log-probabilities)."""
 
-    prior: np.ndarray  # (24,)
-    trans: np.ndarray  # (24, 24) from -> to
-    emit: np.ndarray  # (2, 12) quality x (pitch class - root) % 12
-    alpha: float = 0.25
+    W: np.ndarray  # (N_FEATURES, 24) logistic-regression weights
+    keyprof: np.ndarray  # (12,) log profile of melody pitch classes in the key frame
+    prior: np.ndarray  # (24,) log prior of half-bar chords
+    change: np.ndarray  # (2, 2) [first/second half of bar] x [stay, change]
+    bigram: np.ndarray  # (24, 24) from -> to, given a change (diagonal -inf)
+    gamma: float = 0.1
 
     def to_json(self) -> str:
+        big = np.where(np.isfinite(self.bigram), self.bigram, -99.0)
         return json.dumps(
             {
+                "format": 2,
+                "W": self.W.round(4).tolist(),
+                "keyprof": self.keyprof.round(4).tolist(),
                 "prior": self.prior.round(4).tolist(),
-                "trans": self.trans.round(4).tolist(),
-                "emit": self.emit.round(4).tolist(),
-                "alpha": self.alpha,
-            }
+                "change": self.change.round(4).tolist(),
+                "bigram": big.round(4).tolist(),
+                "gamma": self.gamma,
+            },
+            separators=(",", ":"),
         )
 
     @classmethod
     def from_json(cls, text: str) -> HMMParams:
         d = json.loads(text)
-        return cls(np.array(d["prior"]), np.array(d["trans"]), np.array(d["emit"]), float(d["alpha"]))
+        big = np.array(d["bigram"], float)
+        big[big <= -99.0] = -np.inf
+        return cls(
+            np.array(d["W"], float), np.array(d["keyprof"], float), np.array(d["prior"], float),
+            np.array(d["change"], float), big, float(d["gamma"]),
+        )
 
 
 def default_params() -> HMMParams:
-    """The fitted tables if shipped, else music-theory defaults (diatonic prior, sticky transitions)."""
-    if PARAMS_PATH.is_file():
-        return HMMParams.from_json(PARAMS_PATH.read_text())
-    prior = np.full(N_STATES, 0.2)
-    for root, q, w in ((0, 0, 6), (5, 0, 4), (7, 0, 5), (9, 1, 4), (2, 1, 2), (4, 1, 2)):
-        prior[2 * root + q] = w
-    prior = np.log(prior / prior.sum())
-    trans = np.tile(prior, (N_STATES, 1)) + np.log(0.4)
-    np.fill_diagonal(trans, np.log(0.6))
-    emit = np.full((2, 12), 0.02)
-    emit[0, [0, 4, 7]] = 0.2
-    emit[1, [0, 3, 7]] = 0.2
-    emit[:, [2, 5, 9, 10, 11]] += 0.03
-    return HMMParams(prior, trans, np.log(emit / emit.sum(1, keepdims=True)))
+    """The fitted tables shipped in package data."""
+    return HMMParams.from_json(PARAMS_PATH.read_text())
 
 
 def pitch_class_histogram(notes: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
@@ -96,45 +105,123 @@ def estimate_key(hist: np.ndarray) -> tuple[int, bool]:
 
 
 def key_frame(tonic: int, minor: bool) -> int:
-    """Pitch class of the relative-major tonic (the HMM's frame)."""
+    """Pitch class of the relative-major tonic (the model's frame)."""
     return (tonic + 3) % 12 if minor else tonic % 12
 
 
-def segments(bar_starts: np.ndarray, beats: np.ndarray, end: int) -> np.ndarray:
-    """(n, 2) tick ranges: half bars for bars of an even number >= 4 of beats, else whole bars."""
+def estimate_frame(hist: np.ndarray, params: HMMParams) -> int:
+    """Key frame (relative-major tonic) maximizing the learned key profile's log-likelihood."""
+    if hist.sum() <= 0:
+        return 0
+    return int(np.argmax([np.roll(hist, -k) @ params.keyprof for k in range(12)]))
+
+
+def beat_grid(bar_starts: np.ndarray, beats: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_beats + 1,) beat edges in ticks and (n_beats,) position codes (0..3 in 4-beat bars; else 0 on the
+    bar's first beat, 2 on even and 1 on odd beats)."""
     edges = list(map(int, bar_starts)) + [int(end)]
-    out = []
+    ticks: list[int] = []
+    pos: list[int] = []
     for i in range(len(bar_starts)):
-        a, b = edges[i], edges[i + 1]
+        a, b, n = edges[i], edges[i + 1], max(int(beats[i]), 1)
         if b <= a:
             continue
-        if beats[i] >= 4 and beats[i] % 2 == 0:
-            out += [(a, (a + b) // 2), ((a + b) // 2, b)]
-        else:
-            out.append((a, b))
-    return np.array(out, np.int64).reshape(-1, 2)
+        n = min(n, b - a)
+        ticks += [a + (b - a) * j // n for j in range(n)]
+        pos += [j if n == 4 else (0 if j == 0 else 2 - j % 2) for j in range(n)]
+    return np.array(ticks + [int(edges[-1])], np.int64), np.array(pos, np.int64)
 
 
-def emission_matrix(hists: np.ndarray, params: HMMParams) -> np.ndarray:
-    """(n, 12) pitch-class durations in 16ths (key frame) -> (n, 24) segment log-scores."""
-    n = len(hists)
-    out = np.zeros((n, N_STATES))
-    for root in range(12):
-        rel = np.roll(hists, -root, axis=1)  # rel[:, i] = weight of pitch class root + i
-        for q in range(2):
-            out[:, 2 * root + q] = params.alpha * rel @ params.emit[q]
+def half_bars(bar_starts: np.ndarray, beats: np.ndarray, end: int) -> list[tuple[int, int, int]]:
+    """(first beat, end beat, half) index ranges of the half bars (bars of an even >= 4 number of beats
+    split in two, other bars whole), half = 0 for a bar's first part and 1 for its second."""
+    _, pos = beat_grid(bar_starts, beats, end)
+    starts = np.flatnonzero(pos == 0).tolist() + [len(pos)]
+    out = []
+    for a, b in zip(starts[:-1], starts[1:]):
+        n = b - a
+        if n >= 4 and n % 2 == 0:
+            out += [(a, a + n // 2, 0), (a + n // 2, b, 1)]
+        elif n > 0:
+            out.append((a, b, 0))
     return out
 
 
-def viterbi(scores: np.ndarray, params: HMMParams) -> np.ndarray:
-    """Best state path (n,) for (n, 24) emission log-scores."""
+def slot_histograms(notes: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(n_beats, SLOTS, 12) melody duration per beat slot and pitch class, in slot units x 4/SLOTS
+    (16ths for a 16-tick beat)."""
+    nb = len(edges) - 1
+    out = np.zeros((nb, SLOTS, 12))
+    if nb <= 0 or len(notes) == 0:
+        return out
+    se = np.concatenate([edges[:-1, None] + (edges[1:, None] - edges[:-1, None]) * np.arange(SLOTS) // SLOTS,
+                         edges[1:, None]], axis=1).astype(float)  # (nb, SLOTS + 1)
+    lo, hi = se[:, :-1].ravel(), se[:, 1:].ravel()
+    width = np.maximum(hi - lo, 1e-9)
+    flat = out.reshape(nb * SLOTS, 12)
+    for on, off, p in notes:
+        i0 = max(int(np.searchsorted(hi, on, side="right")), 0)
+        i1 = int(np.searchsorted(lo, off, side="left"))
+        if i1 <= i0:
+            continue
+        ov = np.minimum(hi[i0:i1], off) - np.maximum(lo[i0:i1], on)
+        flat[i0:i1, int(p) % 12] += np.clip(ov, 0, None) / width[i0:i1] * (4.0 / SLOTS)
+    return out
+
+
+def features(
+    hists: np.ndarray, pos: np.ndarray, halves: list[tuple[int, int, int]], frame: int
+) -> np.ndarray:
+    """(n_beats, N_FEATURES) classifier inputs from slot histograms (absolute pitch classes)."""
+    f = np.roll(hists, -frame, axis=2)
+    nb = len(f)
+    pad = np.zeros((2, SLOTS, 12))
+    fp = np.log1p(np.concatenate([pad, f, pad]))
+    parts = [fp[2 + k : 2 + k + nb].reshape(nb, -1) for k in CONTEXT]
+    tot = f.sum(1)
+    half = np.zeros_like(tot)
+    bar = np.zeros_like(tot)
+    bar_start = 0
+    for a, b, h in halves:
+        half[a:b] = tot[a:b].sum(0)
+        if h == 0:
+            bar_start = a
+        bar[bar_start:b] = tot[bar_start:b].sum(0)
+    hid = np.zeros(nb, np.int64)
+    for k, (a, b, _) in enumerate(halves):
+        hid[a:b] = k
+    hs = np.log1p(np.array([tot[a:b].sum(0) for a, b, _ in halves] + [np.zeros(12)]))
+    prev = hs[hid - 1] * (hid > 0)[:, None]
+    nxt = hs[np.minimum(hid + 1, len(hs) - 1)]
+    song = np.repeat(np.log1p(tot.sum(0, keepdims=True) / max(nb, 1)), nb, axis=0)
+    onehot = np.eye(4)[np.clip(pos, 0, 3)]
+    empty = (tot.sum(1, keepdims=True) == 0).astype(float)
+    return np.concatenate(
+        parts + [np.log1p(half), np.log1p(bar), prev, nxt, song, onehot, empty, np.ones((nb, 1))], 1
+    )
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+def viterbi(scores: np.ndarray, halves: np.ndarray, params: HMMParams) -> np.ndarray:
+    """Best path (n,) for (n, 24) log-scores; transitions gamma x (change-by-half, bigram)."""
     n = len(scores)
     if n == 0:
         return np.zeros(0, np.int64)
-    delta = params.prior + scores[0]
+    g = params.gamma
+    trans = []
+    for h in range(2):
+        stay, chg = params.change[h]
+        t = g * (chg + np.maximum(params.bigram, -1e9))
+        np.fill_diagonal(t, g * stay)
+        trans.append(t)
+    delta = g * params.prior + scores[0]
     back = np.zeros((n, N_STATES), np.int64)
     for t in range(1, n):
-        cand = delta[:, None] + params.trans
+        cand = delta[:, None] + trans[int(halves[t])]
         back[t] = np.argmax(cand, axis=0)
         delta = cand[back[t], np.arange(N_STATES)] + scores[t]
     path = np.zeros(n, np.int64)
@@ -145,33 +232,37 @@ def viterbi(scores: np.ndarray, params: HMMParams) -> np.ndarray:
 
 
 def estimate_states(
-    notes: np.ndarray, segs: np.ndarray, params: HMMParams | None = None, key: tuple[int, bool] | None = None
-) -> tuple[np.ndarray, int]:
-    """States (n_segments,) in absolute pitch (root = state // 2, minor = state % 2) and the key frame."""
+    notes: np.ndarray, bar_starts: np.ndarray, beats: np.ndarray, end: int,
+    params: HMMParams | None = None, frame: int | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int, int]], np.ndarray, int]:
+    """(states per half bar in absolute pitch (root = state // 2, minor = state % 2), half bars as beat
+    ranges, beat edges in ticks, key frame)."""
     params = params or default_params()
-    frame = key_frame(*(key or estimate_key(pitch_class_histogram(notes))))
-    hists = (
-        np.stack([pitch_class_histogram(notes, a, b) for a, b in segs]) / 4.0
-        if len(segs)
-        else np.zeros((0, 12))
-    )
-    rel = np.roll(hists, -frame, axis=1)
-    path = viterbi(emission_matrix(rel, params), params)
+    edges, pos = beat_grid(bar_starts, beats, end)
+    halves = half_bars(bar_starts, beats, end)
+    hists = slot_histograms(np.asarray(notes, np.int64).reshape(-1, 3), edges)
+    if frame is None:
+        frame = estimate_frame(hists.sum((0, 1)), params)
+    if not halves:
+        return np.zeros(0, np.int64), halves, edges, frame
+    lp = log_softmax(features(hists, pos, halves, frame) @ params.W)
+    seg = np.stack([lp[a:b].mean(0) for a, b, _ in halves])
+    path = viterbi(seg, np.array([h for _, _, h in halves]), params)
     roots = (path // 2 + frame) % 12
-    return roots * 2 + path % 2, frame
+    return roots * 2 + path % 2, halves, edges, frame
 
 
 def estimate_chords(
     notes: np.ndarray, bar_starts: np.ndarray, beats: np.ndarray, end: int, params: HMMParams | None = None
 ) -> list[Span]:
     """Chord spans for a melody given as (n, 3) grid notes (onset, end, pitch) and its bar grid."""
-    segs = segments(bar_starts, beats, end)
-    states, _ = estimate_states(notes, segs, params)
+    states, halves, edges, _ = estimate_states(notes, bar_starts, beats, end, params)
     spans: list[Span] = []
-    for (a, b), s in zip(segs, states):
+    for (a, b, _), s in zip(halves, states):
+        ta, tb = int(edges[a]), int(edges[b])
         chord: Chord = make_chord(int(s) // 2, "m" if s % 2 else "")
-        if spans and spans[-1].chord == chord and spans[-1].end == a:
-            spans[-1] = Span(spans[-1].start, int(b), chord)
+        if spans and spans[-1].chord == chord and spans[-1].end == ta:
+            spans[-1] = Span(spans[-1].start, tb, chord)
         else:
-            spans.append(Span(int(a), int(b), chord))
+            spans.append(Span(ta, tb, chord))
     return spans
