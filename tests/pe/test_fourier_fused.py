@@ -1,8 +1,9 @@
 """The fused pooled Fourier code (F-StrIPE, SFF, SPE) is the same function as the autograd reference.
 
 ``fourier_pool`` (plain autograd over the (B, T, H, D, 2N) code) is the reference; the fused path shares
-cos / sin between q and k, folds the query phases in by angle addition, deduplicates repeated positions
-and has hand-written gradients, so outputs and every gradient are compared in float64, plus gradcheck.
+cos / sin between q and k, folds the query phases in by angle addition, builds the codes once per distinct
+position, groups the tokens by position into padded buckets and has hand-written gradients, so outputs and
+every gradient are compared in float64, plus gradcheck.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import stripes.pe.fourier as fourier
-from stripes.pe.fourier import fourier_pool, fourier_pool_fused, fourier_pool_shared
+import stripes.pe.fourier_fused as fused_mod
+import stripes.pe.fourier_token as token_mod
+from stripes.pe.fourier import fourier_pool
+from stripes.pe.fourier_fused import fourier_pool_fused, fourier_pool_shared
 
 
 def _setup(mix_r=None, binary=False, c=3, seed=0):
@@ -37,8 +40,9 @@ def _setup(mix_r=None, binary=False, c=3, seed=0):
 @pytest.mark.parametrize("binary", [False, True])
 @pytest.mark.parametrize("table", [True, False])
 def test_fused_equals_reference_outputs_and_grads(mix_r, binary, table, monkeypatch):
-    if not table:
-        monkeypatch.setattr(fourier, "TABLE_ENTRIES", 0)
+    if not table:  # one row per token: no deduplication (pooled), no table of distinct positions (mixed)
+        monkeypatch.setattr(fused_mod, "DEDUP_MAX_FRACTION", 0.0)
+        monkeypatch.setattr(token_mod, "TABLE_ENTRIES", 0)
     q, k, pos, freqs, gains, offsets, mix = _setup(mix_r, binary)
     fused = fourier_pool_fused([(q, offsets), (k, None)], pos, freqs, gains, mix, chunk_size=3)
     ref = [fourier_pool(q, pos, freqs, gains, offsets, mix), fourier_pool(k, pos, freqs, gains, None, mix)]
@@ -85,11 +89,73 @@ def test_gradcheck_including_positions(mixed):
     assert torch.autograd.gradcheck(f, inputs)
 
 
-def test_distinct_positions_are_cached_per_tensor_and_version():
+def test_layout_is_cached_per_tensor_and_version():
     pos = (torch.rand(2, 9, 3) < 0.5).float()
-    u1, i1 = fourier._POS_CACHE.get(pos)
-    assert fourier._POS_CACHE.get(pos)[0] is u1  # same tensor, same version: cached
+    lay = fused_mod._LAYOUT_CACHE.get(pos)
+    assert fused_mod._LAYOUT_CACHE.get(pos) is lay  # same tensor, same version: cached
     pos.add_(1.0)  # in-place change bumps the version: recomputed
-    u2, i2 = fourier._POS_CACHE.get(pos)
-    assert u2 is not u1
-    torch.testing.assert_close(u2[i2].view_as(pos), pos)
+    lay2 = fused_mod._LAYOUT_CACHE.get(pos)
+    assert lay2 is not lay
+    torch.testing.assert_close(lay2.rows[lay2.row_of].view_as(pos), pos)
+
+
+@pytest.mark.parametrize("b,t", [(3, 40), (8, 16)])
+def test_layout_buckets_cover_every_token_once(b, t):
+    g = torch.Generator().manual_seed(2)
+    pos = (torch.rand(b, t, 4, generator=g) < 0.2).float()  # a few very frequent rows, many rare
+    lay = fused_mod._Layout(pos, dedup=True)
+    assert not lay.identity
+    tok = lay.slot_tok[lay.slot_tok < b * t]
+    assert torch.equal(torch.sort(tok).values, torch.arange(b * t))
+    assert [k for k, *_ in lay.buckets] == sorted({k for k, *_ in lay.buckets})
+    for k, r0, r1, s0 in lay.buckets:
+        slots = lay.slot_tok[s0 : s0 + (r1 - r0) * k].view(r1 - r0, k)
+        for r in range(r1 - r0):
+            real = slots[r][slots[r] < b * t]
+            assert 0 < real.numel() <= k and real.numel() > (2 * k) // 3 - 1
+            assert bool((lay.row_of[real] == r0 + r).all())
+    gidx, tidx, pad = lay.gather_index(3)
+    assert torch.equal(gidx[tidx], torch.arange(b * t * 3))
+    assert pad.numel() == (lay.n_slots - b * t) * 3 and not bool(torch.isin(pad, tidx).any())
+
+
+@pytest.mark.parametrize("mix_r", [None, 5])
+@pytest.mark.parametrize("chunk", [None, 1, 4])
+def test_many_repeats_padded_buckets_and_blocks(mix_r, chunk):
+    """TIME-like positions shared by the batch plus a heavily repeated row: buckets > 1 with padding,
+    blocks cutting through buckets (chunk_size 1: a block of B rows)."""
+    q, k, _, freqs, gains, offsets, mix = _setup(mix_r, c=1, seed=3)
+    b, t = q.shape[:2]
+    pos = torch.arange(t, dtype=q.dtype).view(1, t, 1).repeat(b, 1, 1)
+    pos[:, 5:9] = 0.0  # row 0 gets 10 tokens: bucket 12 with padding
+    fused = fourier_pool_fused([(q, offsets), (k, None)], pos, freqs, gains, mix, chunk_size=chunk)
+    ref = [fourier_pool(q, pos, freqs, gains, offsets, mix), fourier_pool(k, pos, freqs, gains, None, mix)]
+    params = [q, k, freqs, gains, offsets] + ([mix] if mix is not None else [])
+    w = [torch.randn_like(x) for x in ref]
+    g_fused = torch.autograd.grad(sum((x * y).sum() for x, y in zip(fused, w)), params)
+    g_ref = torch.autograd.grad(sum((x * y).sum() for x, y in zip(ref, w)), params)
+    for a, b_ in zip(list(fused) + list(g_fused), ref + list(g_ref)):
+        torch.testing.assert_close(a, b_, rtol=1e-10, atol=1e-10)
+
+
+def test_float32_pe_modules_match_reference_codes():
+    """fstripe / fstripe_sff modules (float32, BIN-like positions) agree with the autograd reference."""
+    from stripes.pe import build_pe
+
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 64, 2, 8), torch.randn(2, 64, 2, 8)
+    pos = (torch.rand(2, 64, 3) < 0.3).float()
+    for name in ("fstripe", "fstripe_sff"):
+        pe = build_pe(name, head_dim=8, n_heads=2, context_dim=3).eval()
+        q_out, k_out = pe(q, k, pos)
+        code = pe.code
+        if name == "fstripe":
+            gains = code.gains / pe.n_sines**0.5
+            ref_q = fourier_pool(q, pos, code.freqs, gains, code.offsets)
+            ref_k = fourier_pool(k, pos, code.freqs, gains, None)
+        else:
+            mix = pe.z_eval / (pe.n_sines * pe.n_realizations) ** 0.5
+            ref_q = fourier_pool(q, pos, code.freqs, code.gains, code.offsets, mix)
+            ref_k = fourier_pool(k, pos, code.freqs, code.gains, None, mix)
+        torch.testing.assert_close(q_out, ref_q, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(k_out, ref_k, rtol=1e-4, atol=1e-5)

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from stripes.errors import ConfigError
 from stripes.pe.base import QKPositionalEncoding, check_dims
-from stripes.pe.fourier import TWO_PI, check_chunk_size, fourier_phase, fourier_pool, fourier_pool_shared
+from stripes.pe.fourier import TWO_PI, check_chunk_size, fourier_phase, fourier_pool
+from stripes.pe.fourier_fused import fourier_pool_shared
 
 
 def rff_kernel(pos_q: Tensor, pos_k: Tensor, freqs: Tensor, gains: Tensor, offsets: Tensor) -> Tensor:

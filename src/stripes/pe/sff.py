@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from stripes.errors import ConfigError
 from stripes.pe.base import QKPositionalEncoding, check_dims
-from stripes.pe.fourier import check_chunk_size, fourier_pool_shared
+from stripes.pe.fourier import check_chunk_size
+from stripes.pe.fourier_fused import fourier_pool_shared
 from stripes.pe.fstripe import FourierCodeParams, rff_kernel, rff_scores
 
 
