@@ -269,3 +269,12 @@ def test_execute_run_with_broken_spec_records_failure(tmp_path: Path, fake_runne
     st = sw.read_status(run)
     assert st["state"] == "failed" and "not a sweep run spec" in st["error"]
     assert fake_runner.calls(tmp_path) == []  # nothing was trained
+
+
+def test_filter_methods_and_seed_major_order(tmp_path: Path) -> None:
+    specs = sw.expand(sw.load_sweep(_write(tmp_path, GRID)))
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # whole seeds first
+    kept = sw.filter_methods(specs, "RoPE(A),ropepool")
+    assert kept and {s.pe for s in kept} == {"rope", "ropepool"}
+    with pytest.raises(ConfigError, match="no run of method"):
+        sw.filter_methods(specs, "NoSuch")

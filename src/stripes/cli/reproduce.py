@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     tables = [t.strip() for t in args.tables.split(",") if t.strip()]
     res = reproduce(tables, profile=args.profile or "quick", out=args.out, n_seeds=args.seeds, jobs=args.jobs,
                     overrides=parse_overrides(args.overrides), data_root=args.data_root,
-                    cache_dir=args.cache_dir, mi=not args.no_mi, contexts=args.contexts,
+                    cache_dir=args.cache_dir, mi=not args.no_mi, contexts=args.contexts, methods=args.methods,
                     launcher=launcher_from_args(args), budget_min=args.budget_min, lrs=parse_lrs(args.lrs))
     print(f"report: {res['report']}")
     if res["paused"]:

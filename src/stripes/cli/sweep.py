@@ -13,6 +13,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="run profile (default: the sweep config's, usually quick)")
     p.add_argument("--contexts", default=None,
                    help="only these contexts, comma-separated (e.g. bin,time); default: all of the sweep")
+    p.add_argument("--methods", default=None,
+                   help="only these methods, comma-separated labels or PE names (e.g. RoPEPool or ropepool)")
     p.add_argument("--jobs", type=int, default=1, help="local runs in parallel subprocesses (default 1)")
     p.add_argument("--lrs", default=None,
                    help="learning rates to run instead of the sweep's grid, comma-separated (e.g. 5e-4)")
@@ -70,13 +72,21 @@ def _run(args: argparse.Namespace) -> int:
 
     from stripes.config import parse_overrides
     from stripes.errors import ConfigError
-    from stripes.experiments.sweep import DONE, expand, filter_contexts, load_sweep, read_status, run_sweep
+    from stripes.experiments.sweep import (
+        DONE,
+        expand,
+        filter_contexts,
+        filter_methods,
+        load_sweep,
+        read_status,
+        run_sweep,
+    )
 
     if args.jobs < 1:
         raise ConfigError("--jobs must be >= 1")
     cfg = load_sweep(args.config)
     specs = expand(cfg, args.profile, args.seeds, parse_overrides(args.overrides), lrs=parse_lrs(args.lrs))
-    specs = filter_contexts(specs, args.contexts)
+    specs = filter_methods(filter_contexts(specs, args.contexts), args.methods)
     profile = specs[0].profile if specs else (args.profile or "quick")
     out = Path(args.out or f"results/sweeps/{profile}")
     if args.dry_run:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stripes.errors import ConfigError, DataError
-from stripes.experiments.sweep import RunSpec, expand, filter_contexts, load_sweep, run_sweep
+from stripes.experiments.sweep import RunSpec, expand, filter_contexts, filter_methods, load_sweep, run_sweep
 
 
 def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathLike | None = None,
@@ -17,10 +17,12 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
               data_root: Any = None, cache_dir: Any = None, mi: bool = True,
               log: Callable[[str], None] = print, launcher: Any = None,
               contexts: str | Sequence[str] | None = None, budget_min: float | None = None,
-              lrs: Sequence[float] | None = None) -> dict[str, Any]:
+              lrs: Sequence[float] | None = None,
+              methods: str | Sequence[str] | None = None) -> dict[str, Any]:
     """Run the sweeps of ``tables`` into ``out/runs`` (shared folders: a run common to two tables runs
     once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists) and the report into
-    ``out/report``. ``contexts`` keeps only runs of those contexts (e.g. "bin,time").
+    ``out/report``. ``contexts`` / ``methods`` keep only runs of those contexts / methods
+    (e.g. "bin,time", "RoPEPool").
     Returns {"report": path or None, "failed": [run names], "paused": [run names], "runs": n}."""
     from stripes.experiments.report import make_report
 
@@ -29,7 +31,8 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
     root = Path(out or f"results/reproduce/{profile}")
     specs: dict[str, RunSpec] = {}
     for t in tables:
-        for s in filter_contexts(expand(load_sweep(t), profile, n_seeds, overrides, lrs=lrs), contexts):
+        grid = filter_contexts(expand(load_sweep(t), profile, n_seeds, overrides, lrs=lrs), contexts)
+        for s in filter_methods(grid, methods):
             specs.setdefault(s.name, s)
     summary = run_sweep(list(specs.values()), root / "runs", jobs, data_root, cache_dir, log, launcher,
                         budget_min)

@@ -53,7 +53,7 @@ from stripes.fileio import atomic_write_text as atomic_write
 # the run-level names are re-exported from stripes.experiments.run (the sweep API of earlier versions)
 __all__ = [
     "check_run_identity", "config_diff", "config_hash", "DONE", "execute_run", "expand",
-    "filter_contexts", "find_sweep_config", "list_sweeps", "load_sweep", "mark_worker_exit",
+    "filter_contexts", "filter_methods", "find_sweep_config", "list_sweeps", "load_sweep", "mark_worker_exit",
     "prepare_run", "read_status", "run_name", "run_sweep", "RunSpec", "SPEC", "STATUS", "worker_command",
 ]
 
@@ -161,7 +161,23 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
             rc = spec.resolve_config()
             spec.name = run_name(spec.pe, spec.pe_options, ctx, seed, rc.train.lr, profile, config_hash(rc))
             specs.setdefault(spec.name, spec)  # equal names = equal resolved configs: one run
-    return list(specs.values())
+    # seed-major order: an interrupted or budget-limited sweep has whole seeds of every cell first
+    order = {s: i for i, s in enumerate(seeds)}
+    return sorted(specs.values(), key=lambda s: order[s.seed])
+
+
+def filter_methods(specs: Sequence[RunSpec], methods: str | Sequence[str] | None) -> list[RunSpec]:
+    """Keep the runs whose method label (``RoPEPool``) or PE name (``ropepool``) is in ``methods``
+    (comma-separated or a list; None keeps all). A name that matches no run raises ConfigError."""
+    if methods is None:
+        return list(specs)
+    want = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    known = {s.label for s in specs} | {s.pe for s in specs}
+    bad = [m for m in want if m not in known]
+    if bad:
+        have = ", ".join(sorted(known))
+        raise ConfigError(f"no run of method(s) {', '.join(bad)} in this sweep; it has {have}")
+    return [s for s in specs if s.label in want or s.pe in want]
 
 
 def filter_contexts(specs: Sequence[RunSpec], contexts: str | Sequence[str] | None) -> list[RunSpec]:
