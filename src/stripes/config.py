@@ -116,6 +116,7 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """Strict construction: unknown keys or wrong types raise ConfigError."""
         cfg = _build(cls, d, "")
+        canonicalize(cfg)
         validate(cfg)
         return cfg
 
@@ -196,6 +197,21 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def canonicalize(cfg: RunConfig) -> None:
+    """One spelling per config, so that equal models get equal run identities: context aliases (m, c, p) ->
+    melody, chord, phrase; a one-element context list -> its name; ``rope_a|b|c`` -> ``rope`` with
+    ``pe_options.variant``. Values of ``pe_options`` keep their type (``base=10`` vs ``10.0`` differ)."""
+    names = [CONTEXT_ALIASES.get(c, c) for c in cfg.contexts]
+    cfg.context = names[0] if len(names) == 1 else names
+    if cfg.pe in ("rope_a", "rope_b", "rope_c"):
+        variant = cfg.pe[-1].upper()
+        given = cfg.model.pe_options.get("variant")
+        if given is not None and str(given).upper() != variant:
+            raise ConfigError(f"pe {cfg.pe!r} contradicts model.pe_options.variant={given!r}")
+        cfg.pe = "rope"
+        cfg.model.pe_options = {**cfg.model.pe_options, "variant": variant}
+
+
 def validate(cfg: RunConfig) -> None:
     """Value checks that types alone cannot express."""
     m, t, e = cfg.model, cfg.train, cfg.eval
@@ -240,6 +256,18 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("eval.merges must be a non-empty list of None or positive gap lengths")
     if e.criterion not in ("onset_f1", "frame_f1", "cs"):
         raise ConfigError("eval.criterion must be onset_f1, frame_f1 or cs")
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts (``key: a -> b``)."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out
 
 
 def list_profiles() -> list[str]:

@@ -389,3 +389,17 @@ def test_runs_csv_schema_one_row_per_run_and_length(tmp_path: Path) -> None:
              and r["bars"] == "16")
     assert float(r["cs"]) == pytest.approx(20.0 + 6.0 - 0.5) and float(r["cs_at_0_5"]) == pytest.approx(24.5)
     assert r["steps"] == "20" and r["threshold"] == "0.3"
+
+
+def test_report_refuses_to_pool_other_configs_or_duplicate_seeds(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    make_run(root, "ropepool", "bin", 0, {"cs": 20.0})
+    make_run(root, "ropepool", "bin", 1, {"cs": 21.0})
+    other = make_run(root / "b", "ropepool", "bin", 1, {"cs": 30.0})  # seed 1 again
+    with pytest.raises(DataError, match="seed 1 .* appears twice"):
+        rp.make_report([root], tmp_path / "out")
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["seed"], cfg["train"]["max_len"] = 2, 999  # another experiment, not a third seed
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(DataError, match=r"differ beyond seed and lr \(train.max_len"):
+        rp.make_report([root], tmp_path / "out")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stripes.errors import DataError
-from stripes.metrics import bce_mean, bce_per_position, binarize, fill_gaps
+from stripes.metrics import bce_logits_mean, bce_logits_per_position, binarize, fill_gaps
 
 
 def merge_reference(y: np.ndarray, s: int) -> np.ndarray:
@@ -61,30 +61,30 @@ def test_binarize_rejects_bad_input():
 def test_bce_known_values_and_torch_agreement():
     zero = np.zeros((8, 128))  # logit 0 = probability 0.5
     y = np.zeros((8, 128))
-    assert bce_mean(zero, y) == pytest.approx(np.log(2))
+    assert bce_logits_mean(zero, y) == pytest.approx(np.log(2))
     rng = np.random.default_rng(0)
     p = rng.uniform(0.01, 0.99, (2, 16, 128))
     t = (rng.random((2, 16, 128)) < 0.1).astype(float)
     ref = -(t * np.log(p) + (1 - t) * np.log1p(-p)).mean()  # the textbook formula on probabilities
-    assert bce_mean(np.log(p / (1 - p)), t) == pytest.approx(ref, rel=1e-9)
+    assert bce_logits_mean(np.log(p / (1 - p)), t) == pytest.approx(ref, rel=1e-9)
     # float32 logits of large magnitude stay finite (log-sum-exp form)
     big = torch.tensor([[80.0, -80.0]])
-    assert math.isfinite(bce_mean(big, torch.tensor([[0.0, 1.0]])))
-    assert bce_mean(big, torch.tensor([[1.0, 0.0]])) < 1e-6
+    assert math.isfinite(bce_logits_mean(big, torch.tensor([[0.0, 1.0]])))
+    assert bce_logits_mean(big, torch.tensor([[1.0, 0.0]])) < 1e-6
 
 
 def test_bce_per_position_shape_and_consistency():
     rng = np.random.default_rng(1)
     lg = rng.normal(0, 2, (3, 20, 128))
     t = (rng.random((3, 20, 128)) < 0.2).astype(float)
-    per = bce_per_position(lg, t)
+    per = bce_logits_per_position(lg, t)
     assert per.shape == (20,)
-    assert per.mean() == pytest.approx(bce_mean(lg, t))
+    assert per.mean() == pytest.approx(bce_logits_mean(lg, t))
     # a confident correct prediction at one position only lowers that position
     lg2 = lg.copy()
     lg2[:, 5] = np.where(t[:, 5] > 0, 40.0, -40.0)
-    per2 = bce_per_position(lg2, t)
+    per2 = bce_logits_per_position(lg2, t)
     assert per2[5] < 1e-5 and np.allclose(np.delete(per2, 5), np.delete(per, 5))
-    assert bce_per_position(lg[0], t[0]).shape == (20,)
+    assert bce_logits_per_position(lg[0], t[0]).shape == (20,)
     with pytest.raises(DataError):
-        bce_mean(lg, t[:, :10])
+        bce_logits_mean(lg, t[:, :10])

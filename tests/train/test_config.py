@@ -37,8 +37,8 @@ def test_overrides_named_and_dotted() -> None:
             "model.pe_options.base=500",
         ],
     )
-    assert cfg.train.lr == 5e-4 and cfg.pe == "rope_c" and cfg.contexts == ["bin", "time"]
-    assert cfg.eval.merges == [None, 4] and cfg.model.pe_options == {"base": 500}
+    assert cfg.train.lr == 5e-4 and cfg.pe == "rope" and cfg.contexts == ["bin", "time"]
+    assert cfg.eval.merges == [None, 4] and cfg.model.pe_options == {"base": 500, "variant": "C"}
     assert parse_overrides(["a.b=true", "c=none", "d=abc"]) == {"a.b": True, "c": None, "d": "abc"}
 
 
@@ -88,3 +88,15 @@ def test_srpe_with_softmax_is_valid_and_partial_file_takes_defaults(tmp_path) ->
     path.write_text(json.dumps({"profile": "mine", "train": {"lr": 0.001}}))
     cfg = load_run_config(path=path)
     assert cfg.train.lr == 0.001 and cfg.model.d_model == 512 and cfg.profile == "mine"
+
+
+def test_canonical_spellings_give_one_identity() -> None:
+    from stripes.experiments.run import config_hash
+
+    a = load_run_config("quick", overrides={"pe": "rope_c", "context": ["bin"]})
+    b = load_run_config("quick", overrides={"pe": "rope", "model.pe_options.variant": "C", "context": "bin"})
+    assert a.to_dict() == b.to_dict() and config_hash(a) == config_hash(b)
+    m = load_run_config("quick", overrides={"pe": "fstripe", "context": ["m", "c"]})
+    assert m.context == ["melody", "chord"]
+    with pytest.raises(ConfigError, match="contradicts"):
+        load_run_config("quick", overrides={"pe": "rope_a", "model.pe_options.variant": "B"})

@@ -67,8 +67,11 @@ def significance_marks(
     order = rank_methods(results, higher_is_better)
     marks = {m: "" for m in results}
     best = order[0]
-    if compare(results[best], results[order[1]], alpha=alpha, center=center)["p"] < alpha:
-        marks[best] = "*"  # NaN ("not testable") is never < alpha: no mark
+    p_next = compare(results[best], results[order[1]], alpha=alpha, center=center)["p"]
+    if math.isnan(p_next):  # best vs next-best not testable: no claim about it, so no mark at all
+        return marks
+    if p_next < alpha:
+        marks[best] = "*"
     elif (
         len(order) > 2 and compare(results[best], results[order[2]], alpha=alpha, center=center)["p"] < alpha
     ):

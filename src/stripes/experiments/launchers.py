@@ -40,7 +40,7 @@ class LocalLauncher:
         if self.jobs <= 1:
             for i, run in enumerate(runs, 1):
                 if _past_deadline():
-                    results[run.name] = "paused"
+                    results[run.name] = _pause(run)
                     continue
                 log(f"[{i}/{len(runs)}] {run.name}")
                 results[run.name] = runmod.execute_run(run, data_root, cache_dir)
@@ -57,17 +57,24 @@ class LocalLauncher:
 
 
 def _past_deadline() -> bool:
-    import time
+    from stripes.experiments.run import _past_deadline as past
 
-    d = os.environ.get("STRIPES_DEADLINE")
-    return bool(d) and time.time() >= float(d)
+    return past()
+
+
+def _pause(run: Path) -> str:
+    """Record a run that the budget kept from starting as paused (its status.json says so too)."""
+    from stripes.experiments.run import _set_status
+
+    _set_status(run, state="paused", note="time budget reached before it started")
+    return "paused"
 
 
 def _subprocess_run(run: Path, data_root: Any, cache_dir: Any, threads: int) -> str:
     from stripes.experiments import run as runmod
 
     if _past_deadline():  # the budget ran out while this run waited for a slot
-        return "paused"
+        return _pause(run)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(threads))
     log_file = run / "sweep_worker.log"

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stripes.config import config_diff as config_diff  # re-exported
 from stripes.errors import BudgetExceeded, ConfigError
 from stripes.fileio import atomic_write_text as atomic_write
 
@@ -88,18 +89,6 @@ def run_name(pe: str, pe_options: dict[str, Any], context: str | list[str], seed
     if bad:
         raise ConfigError(f"run name {name!r} has characters unsafe in a folder name: {''.join(sorted(bad))}")
     return name
-
-
-def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts (``key: a -> b``)."""
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += config_diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
-    return out
 
 
 def check_run_identity(run: Path, config: Any) -> None:
@@ -172,6 +161,8 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
         config = spec.resolve_config()
         check_run_identity(run, config)
         if not st.get("trained"):
+            if _past_deadline():
+                raise BudgetExceeded(f"time budget reached before training {run.name}")
             resume = (run / "checkpoints" / "last.pt").exists()
             _set_status(run, state="training", attempts=attempts, resumed=resume, error=None)
             _train(config, run, resume, data_root, cache_dir)
@@ -200,8 +191,10 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
 
 
 def _past_deadline() -> bool:
+    from stripes.train.loop import parse_deadline
+
     d = os.environ.get("STRIPES_DEADLINE")
-    return bool(d) and time.time() >= float(d)
+    return bool(d) and time.time() >= parse_deadline(d)
 
 
 def prepare_run(spec: RunSpec, out: Path) -> Path:
@@ -231,7 +224,7 @@ def mark_worker_exit(run: Path, rc: int, log_file: Path | str) -> str:
     """Final state of a run whose worker process exited with ``rc`` (a crash that left no record is
     recorded as a failure)."""
     state = read_status(run).get("state")
-    if state == "paused":
+    if state == "paused" and rc == 0:  # the worker paused it cleanly (a crash after a pause is a failure)
         return "paused"
     if rc != 0 and state != "failed" and not (run / DONE).exists():
         _set_status(run, state="failed", failed_during=state,

@@ -159,7 +159,8 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
                            pe_options=dict(m.get("pe_options", {})),
                            overrides={**base_ov, **m.get("overrides", {})})
             rc = spec.resolve_config()
-            spec.name = run_name(spec.pe, spec.pe_options, ctx, seed, rc.train.lr, profile, config_hash(rc))
+            spec.name = run_name(rc.pe, rc.model.pe_options, rc.context, seed, rc.train.lr, profile,
+                                 config_hash(rc))  # named from the resolved config, not the spec
             specs.setdefault(spec.name, spec)  # equal names = equal resolved configs: one run
     # seed-major order: an interrupted or budget-limited sweep has whole seeds of every cell first
     order = {s: i for i, s in enumerate(seeds)}
@@ -219,8 +220,20 @@ def run_sweep(specs: Sequence[RunSpec], out: str | os.PathLike, jobs: int = 1, d
         run = prepare_run(spec, root)
         (skipped if (run / DONE).exists() else todo).append(run)
     launcher = launcher or LocalLauncher(jobs)
+    previous = os.environ.get("STRIPES_DEADLINE")
     if budget_min is not None:
         os.environ["STRIPES_DEADLINE"] = str(time.time() + 60.0 * budget_min)
+    try:
+        return _run(specs, root, todo, skipped, launcher, data_root, cache_dir, log)
+    finally:  # the budget is this call's only: never leak it into later runs of the same process
+        if previous is None:
+            os.environ.pop("STRIPES_DEADLINE", None)
+        else:
+            os.environ["STRIPES_DEADLINE"] = previous
+
+
+def _run(specs: Sequence[RunSpec], root: Path, todo: list[Path], skipped: list[Path], launcher: Any,
+         data_root: Any, cache_dir: Any, log: Callable[[str], None]) -> dict[str, Any]:
     log(f"sweep: {len(specs)} runs, {len(skipped)} already done, {len(todo)} to run ({launcher.describe()})")
     results = launcher.run(todo, data_root, cache_dir, log) if todo else {}
     summary = {

@@ -11,7 +11,7 @@ import numpy as np
 
 from stripes.errors import DataError
 from stripes.metrics._common import as_roll, check_pair, onsets
-from stripes.metrics.bce import bce_mean, bce_per_position
+from stripes.metrics.bce import bce_logits_mean, bce_logits_per_position
 from stripes.metrics.binarize import binarize, fill_gaps
 from stripes.metrics.notes import extract_notes, frame_prf, onset_prf, prf
 from stripes.metrics.structure import (
@@ -104,8 +104,8 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "METRIC_KEYS",
     "as_roll",
-    "bce_mean",
-    "bce_per_position",
+    "bce_logits_mean",
+    "bce_logits_per_position",
     "binarize",
     "check_pair",
     "chroma_similarity",

@@ -25,12 +25,12 @@ def bce_with_logits(logits: Any, targets: Any) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(lg.to(dtype), y.to(dtype), reduction="none")
 
 
-def bce_mean(logits: Any, targets: Any) -> float:
+def bce_logits_mean(logits: Any, targets: Any) -> float:
     """Mean BCE over every cell of (T, P) or (B, T, P) logits/targets."""
     return float(bce_with_logits(logits, targets).mean())
 
 
-def bce_per_position(logits: Any, targets: Any) -> np.ndarray:
+def bce_logits_per_position(logits: Any, targets: Any) -> np.ndarray:
     """Mean BCE per tick, averaged over pitches (and windows): (T, P) or (B, T, P) -> (T,)."""
     c = bce_with_logits(logits, targets)
     if c.dim() not in (2, 3):

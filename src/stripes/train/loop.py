@@ -67,6 +67,14 @@ class TrainHooks:
     after_epoch: Callable[[int], None] | None = None
 
 
+def parse_deadline(text: str) -> float:
+    """``$STRIPES_DEADLINE`` (seconds since the epoch) as a float; a clear error when it is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        raise TrainingError(f"STRIPES_DEADLINE must be seconds since the epoch, got {text!r}") from None
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -158,7 +166,7 @@ def train(
     another epoch of the same length would end past it, training stops with :class:`BudgetExceeded` (the run
     resumes exactly with ``resume=True``)."""
     if deadline is None and os.environ.get("STRIPES_DEADLINE"):
-        deadline = float(os.environ["STRIPES_DEADLINE"])
+        deadline = parse_deadline(os.environ["STRIPES_DEADLINE"])
     out = Path(out_dir)
     rank, world = _init_distributed()
     is_main = rank == 0
@@ -199,8 +207,15 @@ def train(
         if not last.is_file():
             raise TrainingError(f"--resume: no checkpoint at {last}")
         ck = load_checkpoint(last)
-        if ck["config"] != cfg_dict:
-            raise TrainingError(f"--resume: the config differs from the one in {last}")
+        try:
+            saved = RunConfig.from_dict(ck["config"]).to_dict()  # older checkpoints: fill new defaults
+        except Exception:  # noqa: BLE001 - an unreadable config is reported like a differing one
+            saved = ck.get("config", {})
+        if saved != cfg_dict:
+            from stripes.config import config_diff
+
+            diff = "; ".join(config_diff(saved, cfg_dict)[:6])
+            raise TrainingError(f"--resume: the config differs from the one in {last} ({diff})")
         if ck.get("manifest_hash", "") != manifest:
             raise TrainingError(
                 "--resume: the prepared data changed since the checkpoint (manifest hash differs)"
@@ -256,6 +271,7 @@ def train(
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         tqdm = None
+    longest_epoch = 0.0  # wall seconds of the longest epoch so far, validation and checkpoints included
     for epoch in range(start_epoch, end_epoch):
         net.train()
         t0 = time.perf_counter()
@@ -331,9 +347,9 @@ def train(
             if improved:
                 best_val = row["val_bce"]
             st = state(epoch + 1)
-            save_checkpoint(ckpt_dir / "last.pt", st)
-            if improved:
+            if improved:  # best first: a crash between the two writes leaves last.pt to redo the epoch
                 save_checkpoint(ckpt_dir / "best.pt", st)
+            save_checkpoint(ckpt_dir / "last.pt", st)
             _write_log(out / "log.csv", history)
             if tb is not None:
                 for k, v in row.items():
@@ -350,7 +366,8 @@ def train(
             dist.barrier()
         if hooks.after_epoch is not None:
             hooks.after_epoch(epoch + 1)
-        if deadline is not None and epoch + 1 < end_epoch and time.time() + seconds > deadline:
+        longest_epoch = max(longest_epoch, time.perf_counter() - t0)
+        if deadline is not None and epoch + 1 < end_epoch and time.time() + longest_epoch > deadline:
             if tb is not None:
                 tb.close()
             raise BudgetExceeded(f"time budget reached after epoch {epoch + 1}/{tc.epochs} of {out} "

@@ -33,6 +33,7 @@ from stripes.experiments.report.runs import (
     SETTINGS,
     VALIDATION_SCORE,
     Run,
+    check_cells,
     collect_runs,
     context_label,
     method_label,
@@ -80,6 +81,7 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     sources = sorted({str(r.config.get("data", {}).get("source", "?")) for r in runs})
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_cells(runs)
     kept, chosen_lr = select_lr(runs)
     groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
     for r in kept:

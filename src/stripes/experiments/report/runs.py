@@ -150,6 +150,12 @@ def load_run(path: str | os.PathLike) -> Run | None:
         config = json.loads((p / "config.json").read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"{p / 'config.json'} is not valid JSON: {exc}") from exc
+    try:  # one spelling per config (older runs: new keys take their defaults)
+        from stripes.config import RunConfig
+
+        config = RunConfig.from_dict(config).to_dict()
+    except Exception:  # noqa: BLE001 - a config of another version is compared as written
+        pass
     metrics: dict[int, dict[str, Any]] = {}
     for f in sorted(p.glob("metrics_*.json")):
         stem = f.stem.split("_", 1)[1]
@@ -182,6 +188,37 @@ def collect_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
             if r is not None:
                 found[c.resolve()] = r
     return list(found.values())
+
+
+def check_cells(runs: Sequence[Run]) -> None:
+    """Refuse to pool runs that are not seeds of one experiment: within a (context, method) cell every run
+    must have the same config apart from ``seed`` and ``train.lr``, and no (cell, lr, seed) may appear twice.
+    Raises DataError naming the folders and the differing keys."""
+    from stripes.config import config_diff
+
+    def key(cfg: dict[str, Any]) -> dict[str, Any]:
+        k = json.loads(json.dumps(cfg))
+        k.pop("seed", None)
+        k.get("train", {}).pop("lr", None)
+        return k
+
+    cells: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for r in runs:
+        cells[(r.context, r.method)].append(r)
+    for (ctx, m), rs in cells.items():
+        ref = key(rs[0].config)
+        for r in rs[1:]:
+            diff = config_diff(ref, key(r.config))
+            if diff:
+                raise DataError(f"{ctx} {m}: {rs[0].path} and {r.path} differ beyond seed and lr "
+                                f"({'; '.join(diff[:4])}); report them separately")
+        seen: dict[tuple[float, int], Path] = {}
+        for r in rs:
+            if (r.lr, r.seed) in seen:
+                first = seen[(r.lr, r.seed)]
+                raise DataError(f"{ctx} {m}: seed {r.seed} (lr {r.lr:g}) appears twice: {first} and "
+                                f"{r.path}; remove one")
+            seen[(r.lr, r.seed)] = r.path
 
 
 def select_lr(runs: Sequence[Run]) -> tuple[list[Run], dict[tuple[str, str], float]]:
