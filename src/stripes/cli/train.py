@@ -73,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     saved = out / "config.json"
     if args.resume and saved.is_file():
-        config = RunConfig.from_dict(json.loads(saved.read_text()))
+        try:
+            config = RunConfig.from_dict(json.loads(saved.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{saved} is not valid JSON ({exc}); cannot resume this run") from None
         if _overrides(args):
             raise ConfigError("--resume uses the run's saved config.json; do not pass config options with it")
     else:

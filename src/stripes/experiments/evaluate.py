@@ -209,6 +209,7 @@ def evaluate_run(
     bce_pos = bce_pos_sum / len(rows)
     result = {
         "bars": bars,
+        "checkpoint": which,
         "n_windows": len(rows),
         "selected": {k: selected[k] for k in ("method", "threshold", "merge", "criterion", "at_grid_edge")},
         "validation": {"score": selected["score"], "n_windows": len(val_idx), "grid": selected["grid"]},

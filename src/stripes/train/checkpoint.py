@@ -182,7 +182,16 @@ def convert_legacy(src: str | Path, dest: str | Path) -> Path:
         raise CheckpointError(f"cannot convert {src}: it holds objects beyond numpy arrays ({exc})") from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {src}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(ck, dict) or not isinstance(ck.get("rng", {}), dict):
+        raise CheckpointError(f"cannot convert {src}: not a stripes training checkpoint (no rng state dict)")
     rng = ck.get("rng", {})
+    if isinstance(ck.get("config"), dict):  # fill keys added since (data.transpose, ...) so --resume matches
+        from stripes.config import RunConfig
+
+        try:
+            ck["config"] = RunConfig.from_dict(ck["config"]).to_dict()
+        except Exception:  # noqa: BLE001 - keep a config this version cannot read as it is
+            pass
     if isinstance(rng.get("numpy"), tuple):
         kind, keys, pos, has_gauss, cached = rng["numpy"]
         rng["numpy"] = {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
