@@ -15,8 +15,8 @@ from stripes.train import train
 
 from ..train.conftest import tiny_config
 
-SCHEMA_KEYS = {"bars", "checkpoint", "n_windows", "selected", "validation", "eval", "at_selected", "at_0.5", "bce",
-               "bce_per_position"}
+SCHEMA_KEYS = {"bars", "checkpoint", "n_windows", "selected", "validation", "eval", "at_selected", "at_0.5",
+               "bce", "bce_per_position"}
 METRICS = {"cs", "ssmd", "gs", "ndd", "frame_p", "frame_r", "frame_f1", "onset_p", "onset_r", "onset_f1"}
 
 
