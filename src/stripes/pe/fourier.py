@@ -112,3 +112,20 @@ def check_chunk_size(chunk_size: int | None) -> int | None:
     ):
         raise ConfigError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     return chunk_size
+
+
+def fill_code(buf: Tensor, c: Tensor, s: Tensor, alpha: Tensor, beta: Tensor | None) -> Tensor:
+    """buf (n, H, 2, N, D) <- [α c − β s ; β c + α s]: the phase-shifted code λ Ω_d(p) (P2 eq. (9))."""
+    lo, hi = buf[:, :, 0], buf[:, :, 1]
+    torch.mul(c, alpha, out=lo)
+    torch.mul(s, alpha, out=hi)
+    if beta is not None:
+        lo.addcmul_(s, beta, value=-1.0)
+        hi.addcmul_(c, beta)
+    return buf
+
+
+def phase_matrix(freqs: Tensor, dtype: torch.dtype) -> Tensor:
+    """2π F as (C, H·N·D), columns in (h, n, d) order, from freqs (H, D, N, C)."""
+    h, d, n, c = freqs.shape
+    return (TWO_PI * freqs.to(dtype)).permute(3, 0, 2, 1).reshape(c, h * n * d).contiguous()

@@ -23,7 +23,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from stripes.pe.fourier import TWO_PI
+from stripes.pe.fourier import TWO_PI, fill_code, phase_matrix
 from stripes.pe.fourier_token import fourier_pool_tokens
 
 # table entries (rows × H·D·max(N, R)) per block of distinct positions: cache-sized
@@ -153,23 +153,6 @@ def _scattered(g: Tensor, layout: _Layout, h: int, shape: torch.Size) -> Tensor:
     return g.index_select(0, layout.gather_index(h)[1]).view(shape)
 
 
-def _fill_code(buf: Tensor, c: Tensor, s: Tensor, a: Tensor, b: Tensor | None) -> Tensor:
-    """buf (m, H, 2, N, D) <- [a c − b s ; b c + a s] (P2 eq. (9) by angle addition); c, s (m, H, N, D)."""
-    lo, hi = buf[:, :, 0], buf[:, :, 1]
-    torch.mul(c, a, out=lo)
-    torch.mul(s, a, out=hi)
-    if b is not None:
-        lo.addcmul_(s, b, value=-1.0)
-        hi.addcmul_(c, b)
-    return buf
-
-
-def _phase_matrix(freqs: Tensor, dtype: torch.dtype) -> Tensor:
-    """2π F as (C, H·N·D), columns in (h, n, d) order, from freqs (H, D, N, C)."""
-    h, d, n, c = freqs.shape
-    return (TWO_PI * freqs.to(dtype)).permute(3, 0, 2, 1).reshape(c, h * n * d).contiguous()
-
-
 _WORKSPACE = threading.local()
 
 
@@ -207,7 +190,7 @@ class _PooledFn(torch.autograd.Function):
         xs, coef = xab[0::3], list(zip(xab[1::3], xab[2::3]))
         h, d, n, _ = freqs.shape
         dtype = xs[0].dtype
-        f2, rows = _phase_matrix(freqs, dtype), layout.rows.to(dtype)
+        f2, rows = phase_matrix(freqs, dtype), layout.rows.to(dtype)
         xg = [_gathered(x, layout, h) for x in xs]
         outs = [x.new_empty(x.shape[0], 2 * n) for x in xg]
         code, ph, cbuf, sbuf = _buffers(xs[0], step, h, n, d)
@@ -215,7 +198,7 @@ class _PooledFn(torch.autograd.Function):
             m = e - a
             c, s = _cos_sin(rows[a:e], f2, ph[:m], cbuf[:m], sbuf[:m], (m, h, n, d))
             for x, (ca, cb), out in zip(xg, coef, outs):
-                table = _fill_code(code[:m], c, s, ca, cb)
+                table = fill_code(code[:m], c, s, ca, cb)
                 for k, ra, rb, g0 in parts:
                     lo, hi = g0 * h, (g0 + (rb - ra) * k) * h
                     nb = (rb - ra) * h
@@ -238,7 +221,7 @@ class _PooledFn(torch.autograd.Function):
         coef = [(next(it), next(it) if hb else None) for hb in ctx.has_b]
         h, d, n, cdim = freqs.shape
         hnd, dtype = h * n * d, xg[0].dtype
-        f2, rows = _phase_matrix(freqs, dtype), layout.rows.to(dtype)
+        f2, rows = phase_matrix(freqs, dtype), layout.rows.to(dtype)
         active = [i for i, g in enumerate(grads) if g is not None]
         gg = {i: _gathered(grads[i].to(dtype), layout, h, zero_pad=False) for i in active}
         want_x = {i: ctx.needs_input_grad[4 + 3 * i] for i in active}
@@ -256,7 +239,7 @@ class _PooledFn(torch.autograd.Function):
             t = tmp[:m].view(m, h, n, d)
             for i in active:
                 ca, cb = coef[i]
-                table = _fill_code(code[:m], c, s, ca, cb) if want_x[i] else None
+                table = fill_code(code[:m], c, s, ca, cb) if want_x[i] else None
                 gtab = gcode[:m]
                 for k, ra, rb, g0 in parts:
                     lo, hi = g0 * h, (g0 + (rb - ra) * k) * h

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from stripes.pe.fourier import TWO_PI
+from stripes.pe.fourier import TWO_PI, fill_code, phase_matrix
 
 # code entries (H·D·N) per chunk of tokens: large enough to amortise Python overhead, small enough for L2/L3
 CHUNK_ENTRIES = 1 << 18
@@ -126,23 +126,6 @@ def _rotation(gains: Tensor, offsets: Tensor | None) -> tuple[Tensor, Tensor | N
     return lam * torch.cos(th), lam * torch.sin(th)
 
 
-def _fill_code(buf: Tensor, c: Tensor, s: Tensor, alpha: Tensor, beta: Tensor | None) -> Tensor:
-    """buf (n, H, 2, N, D) <- [α c − β s ; β c + α s]: the phase-shifted code λ Ω_d(p) (P2 eq. (9))."""
-    lo, hi = buf[:, :, 0], buf[:, :, 1]
-    torch.mul(c, alpha, out=lo)
-    torch.mul(s, alpha, out=hi)
-    if beta is not None:
-        lo.addcmul_(s, beta, value=-1.0)
-        hi.addcmul_(c, beta)
-    return buf
-
-
-def _phase_matrix(freqs: Tensor, dtype: torch.dtype) -> Tensor:
-    """2π F as (C, H·N·D), columns in (h, n, d) order, from freqs (H, D, N, C)."""
-    h, d, n, c = freqs.shape
-    return (TWO_PI * freqs.to(dtype)).permute(3, 0, 2, 1).reshape(c, h * n * d).contiguous()
-
-
 class _FourierPoolFn(torch.autograd.Function):
     """Pooled (optionally mixed) Fourier codes of several x sharing one set of positions.
 
@@ -158,7 +141,7 @@ class _FourierPoolFn(torch.autograd.Function):
         b, t = pos.shape[:2]
         h, d, n = plan.h, plan.d, plan.n
         dtype = xs[0].dtype
-        f2 = _phase_matrix(freqs, dtype)
+        f2 = phase_matrix(freqs, dtype)
         pos_flat = pos.reshape(plan.tokens, plan.c).to(dtype)
         rots = [_rotation(gains.to(dtype), None if o is None else o.to(dtype)) for o in offs]
         flat = [x.reshape(plan.tokens, h, d) for x in xs]
@@ -172,7 +155,7 @@ class _FourierPoolFn(torch.autograd.Function):
             c, s = cos_sin(a, e)
             buf = c.new_empty(m, h, 2, n, d)
             for x, (alpha, beta), out in zip(flat, rots, outs):
-                code = _fill_code(buf, c, s, alpha, beta)
+                code = fill_code(buf, c, s, alpha, beta)
                 if mix_h is None:  # out_t = x_t @ A_t^T, one (1, D) @ (D, 2N) product per (token, head)
                     res = torch.bmm(x[a:e].reshape(m * h, 1, d), code.view(m * h, 2 * n, d).transpose(1, 2))
                     out[a:e] = res.view(m, h, 2 * n)
@@ -196,7 +179,7 @@ class _FourierPoolFn(torch.autograd.Function):
         h, d, n, cdim = plan.h, plan.d, plan.n, plan.c
         dtype = xs[0].dtype
         hnd = h * n * d
-        f2 = _phase_matrix(freqs, dtype)
+        f2 = phase_matrix(freqs, dtype)
         pos_flat = pos.reshape(plan.tokens, cdim).to(dtype)
         rots = [_rotation(gains.to(dtype), None if o is None else o.to(dtype)) for o in offs]
         flat = [x.reshape(plan.tokens, h, d) for x in xs]
@@ -225,7 +208,7 @@ class _FourierPoolFn(torch.autograd.Function):
                     gw = g.view(m, h, 2 * n, 1).expand(m, h, 2 * n, d).contiguous().view(m, h, 2, n, d)
                 else:  # dL/dw = g mix^T; w = x ⊙ A_x recomputed for dL/dmix = Σ_t w_t^T g_t
                     if gmix is not None:
-                        code = _fill_code(buf, c, s, alpha, beta)
+                        code = fill_code(buf, c, s, alpha, beta)
                         w = (code * xe[:, :, None]).view(m, h, 2 * n * d)
                         gmix.baddbmm_(w.transpose(0, 1).transpose(1, 2), g.transpose(0, 1))
                     gw = torch.bmm(g.transpose(0, 1), mix_h.transpose(1, 2)).transpose(0, 1)
