@@ -146,8 +146,10 @@ def export_inference(run_dir: str | Path, dest: str | Path, which: str = "best",
     extra: dict[str, Any] = {"source_run": run.name, "epoch": ck.get("epoch"),
                              "best_val_bce": ck.get("best_val")}
     mfile = run / f"metrics_{bars}.json"
-    if mfile.is_file():
-        m = json.loads(mfile.read_text())
+    m = json.loads(mfile.read_text()) if mfile.is_file() else {}
+    if m and m.get("checkpoint", "best") != which:
+        m = {}  # that binarization was chosen for the other checkpoint's weights: do not attach it
+    if m:
         sel = m.get("selected", {})
         extra.update(threshold=sel.get("threshold"), merge=sel.get("merge"), test_bce=m.get("bce"),
                      test_onset_f1=m.get("at_selected", {}).get("onset_f1"), eval_bars=bars)
