@@ -6,16 +6,17 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("report", help="report.md + figures from evaluated runs")
+    p = subparsers.add_parser("report", help="report.md + figures + runs.csv from evaluated runs")
     p.add_argument("runs", nargs="+", help="run folders or folders of run folders")
     p.add_argument("--out", required=True, help="output folder for report.md and the PNGs")
     p.add_argument("--mi", default=None, help="MI table JSON (default: mi.json / mi/mi.json beside the runs)")
+    p.add_argument("--table", default="", help="value of the `table` column of runs.csv (e.g. p1-table3)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from stripes.experiments.report import make_report
 
-    path = make_report(args.runs, args.out, args.mi)
-    print(f"wrote {path}")
+    path = make_report(args.runs, args.out, args.mi, table=args.table)
+    print(f"wrote {path} and {path.parent / 'runs.csv'}")
     return 0
