@@ -135,7 +135,7 @@ def claims(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float] | None
         name = "BCE" if metric == "bce" else "CS"
         comps = []
         ranking = ["BIN", "KEY", "REP", "TIME"]
-        for hi, lo in zip(ranking, ranking[1:], strict=False):
+        for hi, lo in [*zip(ranking, ranking[1:], strict=False), ("BIN", "TIME")]:  # + the two ends
             a, b = best_of(hi, metric), best_of(lo, metric)
             what = f"{name}@16 best {hi} ({a[0] if a else '-'}) vs best {lo} ({b[0] if b else '-'})"
             comps.append(Comparison(what, a[1] if a else [], b[1] if b else [], HIGHER[metric]))
