@@ -29,15 +29,11 @@ import sys
 import time
 
 import torch
+from bench_train import _sync, matmul_rate  # one matmul reference for every benchmark (script dir)
 
 PES = ("ropepool", "fstripe", "fstripe_sff", "spe", "rope", "fstripe1", "nope")
 TARGET_PES = ("fstripe", "fstripe_sff", "spe")
 H, D, M, CHUNK = 4, 128, 128, 128
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 # ------------------------------------------------------------------------------------------- train step
@@ -185,20 +181,6 @@ def bench_attention(args: argparse.Namespace) -> dict[tuple[str, int], dict]:
     return out
 
 
-def matmul_rate(device: torch.device, n: int = 2048, dtype: torch.dtype = torch.float32) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    _sync(device)
-    reps = 5 if device.type == "cpu" else 50
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    _sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t0)
-
-
 # ----------------------------------------------------------------------------------------------- bf16
 
 
@@ -248,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{os.cpu_count()} CPUs"
     print(f"# device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"load average at start {load:.2f}")
-    peak = matmul_rate(device)
+    peak = matmul_rate(device, reps=5 if device.type == "cpu" else 50)
     print(f"# fp32 matmul 2048^3: {peak / 1e9:.1f} GFLOP/s (the 'peak' below)\n")
 
     if "train" not in args.skip:

@@ -99,6 +99,9 @@ def test_filter_contexts(tmp_path: Path) -> None:
     assert sw.filter_contexts(specs, None) == specs
     with pytest.raises(ConfigError, match="unknown context"):
         sw.filter_contexts(specs, "bin,nowhere")
+    fc = sw.expand(sw.load_sweep(_write(tmp_path, GRID)))
+    chord = [s.name for s in fc if s.context == "chord"]
+    assert chord and [s.name for s in sw.filter_contexts(fc, "c")] == chord  # an alias selects the same runs
 
 
 def test_expand_profile_seeds_and_dedup(tmp_path: Path) -> None:

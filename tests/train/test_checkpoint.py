@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import random
 from pathlib import Path
 
@@ -131,9 +130,7 @@ def test_legacy_checkpoint_conversion(tmp_path: Path) -> None:
     ck = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     ck["rng"]["numpy"] = np.random.get_state()  # the old format pickled numpy's state tuple
     old = tmp_path / "old.pt"
-    with open(old, "wb") as fh:
-        pickle.dump  # noqa: B018 - torch.save below is the writer
-        torch.save(ck, fh)
+    torch.save(ck, old)
     with pytest.raises(CheckpointError, match="convert"):
         load_checkpoint(old)
     assert main(["checkpoint", "convert", str(old), str(tmp_path / "new.pt")]) == 0

@@ -39,7 +39,7 @@ class LocalLauncher:
         results: dict[str, str] = {}
         if self.jobs <= 1:
             for i, run in enumerate(runs, 1):
-                if _past_deadline():
+                if runmod.past_deadline():
                     results[run.name] = _pause(run)
                     continue
                 log(f"[{i}/{len(runs)}] {run.name}")
@@ -56,12 +56,6 @@ class LocalLauncher:
         return results
 
 
-def _past_deadline() -> bool:
-    from stripes.experiments.run import _past_deadline as past
-
-    return past()
-
-
 def _pause(run: Path) -> str:
     """Record a run that the budget kept from starting as paused (its status.json says so too)."""
     from stripes.experiments.run import _set_status
@@ -73,7 +67,7 @@ def _pause(run: Path) -> str:
 def _subprocess_run(run: Path, data_root: Any, cache_dir: Any, threads: int) -> str:
     from stripes.experiments import run as runmod
 
-    if _past_deadline():  # the budget ran out while this run waited for a slot
+    if runmod.past_deadline():  # the budget ran out while this run waited for a slot
         return _pause(run)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(threads))
@@ -106,7 +100,6 @@ class SubmititLauncher:
     cpus_per_task: int = 2
     mem_gb: int | None = None
     slurm: dict[str, Any] = field(default_factory=dict)
-    poll_s: float = 2.0
 
     def describe(self) -> str:
         return f"submitit ({self.cluster}{', ' + self.partition if self.partition else ''})"

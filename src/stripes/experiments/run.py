@@ -28,6 +28,7 @@ DONE = "DONE"
 STATUS = "status.json"
 SPEC = "sweep_run.json"
 
+
 @dataclass
 class RunSpec:
     """One point of a sweep grid."""
@@ -161,7 +162,7 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
         config = spec.resolve_config()
         check_run_identity(run, config)
         if not st.get("trained"):
-            if _past_deadline():
+            if past_deadline():
                 raise BudgetExceeded(f"time budget reached before training {run.name}")
             resume = (run / "checkpoints" / "last.pt").exists()
             _set_status(run, state="training", attempts=attempts, resumed=resume, error=None)
@@ -170,7 +171,7 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
         for bars in spec.bars:
             if (run / f"metrics_{bars}.json").exists() and bars in st.get("evaluated", []):
                 continue
-            if _past_deadline():
+            if past_deadline():
                 raise BudgetExceeded(f"time budget reached before evaluating {run.name} at {bars} bars")
             _set_status(run, state="evaluating", bars=bars, attempts=attempts)
             _evaluate(run, bars, data_root, cache_dir)
@@ -190,7 +191,8 @@ def execute_run(run_dir: str | os.PathLike, data_root: Any = None, cache_dir: An
         return "failed"
 
 
-def _past_deadline() -> bool:
+def past_deadline() -> bool:
+    """True when ``$STRIPES_DEADLINE`` (a sweep's time budget) has passed."""
     from stripes.train.loop import parse_deadline
 
     d = os.environ.get("STRIPES_DEADLINE")

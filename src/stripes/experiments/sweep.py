@@ -13,12 +13,10 @@ A sweep config (``stripes/configs/sweeps/<name>.json`` or any JSON file)::
                  {"label": "RoPE(B)", "pe": "rope", "pe_options": {"variant": "B"}, "contexts": ["rep"]},
                  {"label": "S S-RPE", "pe": "srpe", "attention": "softmax"}]}
 
-Run folder ``<out>/<name>`` (name from the parameters, :func:`run_name`) holds ``sweep_run.json`` (the
-spec), ``status.json`` (state: pending | training | trained | evaluating | failed | done, with the error of a
-failure), ``config.json`` etc. written by training, ``metrics_{bars}.json`` and, last, ``DONE`` (written
-atomically after every evaluation). A run with ``DONE`` is never rerun; any other run is resumed
-(``train(..., resume=True)`` when ``checkpoints/last.pt`` exists). A failed run is recorded and the sweep
-goes on; running the sweep again retries it.
+Each run gets the folder ``<out>/<name>`` (its axes plus the hash of its resolved config,
+:func:`stripes.experiments.run.run_name`); the folder layout, states and execution are in
+:mod:`stripes.experiments.run`. A run with ``DONE`` is never rerun; any other run is resumed. A failed run is
+recorded and the sweep goes on; running the sweep again retries it.
 """
 
 from __future__ import annotations
@@ -167,12 +165,17 @@ def expand(cfg: dict[str, Any], profile: str | None = None, n_seeds: int | None 
     return sorted(specs.values(), key=lambda s: order[s.seed])
 
 
+def _names(value: str | Sequence[str]) -> list[str]:
+    """``"a, b"`` or ``["a", "b"]`` -> ["a", "b"]."""
+    return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+
+
 def filter_methods(specs: Sequence[RunSpec], methods: str | Sequence[str] | None) -> list[RunSpec]:
     """Keep the runs whose method label (``RoPEPool``) or PE name (``ropepool``) is in ``methods``
     (comma-separated or a list; None keeps all). A name that matches no run raises ConfigError."""
     if methods is None:
         return list(specs)
-    want = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    want = _names(methods)
     known = {s.label for s in specs} | {s.pe for s in specs}
     bad = [m for m in want if m not in known]
     if bad:
@@ -186,16 +189,17 @@ def filter_contexts(specs: Sequence[RunSpec], contexts: str | Sequence[str] | No
     or a list; None keeps all), in order. An unknown context name raises ConfigError."""
     if contexts is None:
         return list(specs)
-    want = [c.strip() for c in contexts.split(",")] if isinstance(contexts, str) else list(contexts)
-    from stripes.config import CONTEXT_NAMES
+    from stripes.config import CONTEXT_ALIASES, CONTEXT_NAMES
 
+    want = _names(contexts)
     bad = [c for c in want if c not in CONTEXT_NAMES]
     if bad:
         raise ConfigError(f"unknown context(s) {', '.join(bad)}; choose among {', '.join(CONTEXT_NAMES)}")
+    canon = {CONTEXT_ALIASES.get(c, c) for c in want}  # "m" and "melody" select the same runs
     out = []
     for s in specs:
         parts = [s.context] if isinstance(s.context, str) else list(s.context)
-        if all(p in want for p in parts):
+        if all(CONTEXT_ALIASES.get(p, p) in canon for p in parts):
             out.append(s)
     return out
 
