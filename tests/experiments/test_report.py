@@ -403,3 +403,34 @@ def test_report_refuses_to_pool_other_configs_or_duplicate_seeds(tmp_path: Path)
     (other / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(DataError, match=r"differ beyond seed and lr \(train.max_len"):
         rp.make_report([root], tmp_path / "out")
+
+
+def test_copy_runs_exports_a_committable_record_that_reports_the_same(tmp_path: Path) -> None:
+    make_p1_runs(tmp_path / "runs")
+    one = sorted((tmp_path / "runs").iterdir())[0]
+    (one / "checkpoints").mkdir()
+    (one / "checkpoints" / "best.pt").write_bytes(b"weights")
+    (one / "metrics_16_windows.csv").write_text("window,bce\n0,0.1\n")
+    (one / "DONE").write_text("")
+    out = tmp_path / "rep"
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--copy-runs"]) == 0
+    copied = sorted((out / "runs").iterdir())
+    assert [c.name for c in copied] == sorted(p.name for p in (tmp_path / "runs").iterdir())
+    c = out / "runs" / one.name
+    assert {f.name for f in c.iterdir()} == {"config.json", "log.csv", "metrics_16.json", "metrics_64.json",
+                                             "DONE", "examples_16"}
+    assert not (c / "checkpoints").exists() and (c / "examples_16" / "song001_t0.png").is_file()
+    # the copy alone gives the same runs.csv, and re-exporting it onto itself is a no-op
+    again = tmp_path / "rep2"
+    assert main(["report", str(out / "runs"), "--out", str(again)]) == 0
+    assert (again / "runs.csv").read_text() == (out / "runs.csv").read_text()
+    assert main(["report", str(out / "runs"), "--out", str(out), "--copy-runs"]) == 0
+    assert (c / "config.json").read_text() == (one / "config.json").read_text()
+
+
+def test_copy_runs_refuses_two_runs_with_one_name(tmp_path: Path) -> None:
+    a = make_run(tmp_path / "a", "ropepool", "bin", 0, {"cs": 3.0})
+    b = make_run(tmp_path / "b", "ropepool", "bin", 1, {"cs": 3.0})
+    b = b.rename(b.parent / a.name)
+    with pytest.raises(DataError, match="share the folder name"):
+        rp.export_runs(rp.collect_runs([a, b]), tmp_path / "out")

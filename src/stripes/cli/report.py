@@ -11,6 +11,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for report.md and the PNGs")
     p.add_argument("--mi", default=None, help="MI table JSON (default: mi.json / mi/mi.json beside the runs)")
     p.add_argument("--table", default="", help="value of the `table` column of runs.csv (e.g. p1-table3)")
+    p.add_argument("--copy-runs", action="store_true",
+                   help="also copy each reported run's record (config, log, metrics, example PNGs; no "
+                        "checkpoints) into OUT/runs, small enough to commit; a sweep skips those runs")
     p.set_defaults(func=_run)
 
 
@@ -19,4 +22,12 @@ def _run(args: argparse.Namespace) -> int:
 
     path = make_report(args.runs, args.out, args.mi, table=args.table)
     print(f"wrote {path} and {path.parent / 'runs.csv'}")
+    if args.copy_runs:
+        from pathlib import Path
+
+        from stripes.experiments.report import collect_runs, export_runs
+
+        dest = Path(args.out) / "runs"
+        copied = export_runs(collect_runs(args.runs), dest)
+        print(f"copied {len(copied)} run records to {dest}")
     return 0

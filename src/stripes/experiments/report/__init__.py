@@ -36,6 +36,7 @@ from stripes.experiments.report.runs import (
     check_cells,
     collect_runs,
     context_label,
+    export_runs,
     method_label,
     select_lr,
 )
@@ -45,8 +46,8 @@ from stripes.fileio import atomic_write_text
 
 P1_METHODS = ROPES + P1_T3_OTHERS
 
-__all__ = ["Comparison", "collect_runs", "context_label", "make_report", "method_label", "select_lr",
-           "verdict", "write_runs_csv"]
+__all__ = ["Comparison", "collect_runs", "context_label", "export_runs", "make_report", "method_label",
+           "select_lr", "verdict", "write_runs_csv"]
 
 # ----------------------------------------------------------------------------------------------- report
 

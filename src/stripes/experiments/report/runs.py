@@ -190,6 +190,46 @@ def collect_runs(paths: Sequence[str | os.PathLike]) -> list[Run]:
     return list(found.values())
 
 
+# the files that make a run folder reportable and resumable-by-skip, without its checkpoints
+RECORD_FILES = ("config.json", "log.csv", "status.json", "sweep_run.json", "DONE")
+
+
+def export_runs(runs: Sequence[Run], dest: str | os.PathLike, pngs: bool = True) -> list[Path]:
+    """Copy the record of each run (config, log, metrics_<bars>.json, status, DONE; with ``pngs`` its example
+    pianorolls) into ``dest/<run name>/``, without checkpoints or per-window CSVs: a folder small enough to
+    commit, that ``stripes report`` reads and that a sweep skips as finished. Each run is written to a
+    temporary folder first and then renamed, so an interrupted export leaves no half-copied run. Returns
+    the new run folders."""
+    import shutil
+
+    root = Path(dest)
+    root.mkdir(parents=True, exist_ok=True)
+    names = [r.path.name for r in runs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"two runs share the folder name {dup[0]}: export them to separate folders")
+    out = []
+    for r in runs:
+        files = [r.path / f for f in RECORD_FILES if (r.path / f).is_file()]
+        files += [f for f in sorted(r.path.glob("metrics_*.json")) if f.stem.split("_", 1)[1].isdigit()]
+        if pngs:
+            files += r.pianorolls
+        target = root / r.path.name
+        if target.resolve() == r.path.resolve():  # re-reporting from the exported copy
+            out.append(target)
+            continue
+        tmp = root / f".{r.path.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        for f in files:
+            rel = f.relative_to(r.path)
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, tmp / rel)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        out.append(target)
+    return out
+
+
 def check_cells(runs: Sequence[Run]) -> None:
     """Refuse to pool runs that are not seeds of one experiment: within a (context, method) cell every run
     must have the same config apart from ``seed`` and ``train.lr``, and no (cell, lr, seed) may appear twice.
