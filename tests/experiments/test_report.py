@@ -413,7 +413,7 @@ def test_copy_runs_exports_a_committable_record_that_reports_the_same(tmp_path: 
     (one / "metrics_16_windows.csv").write_text("window,bce\n0,0.1\n")
     (one / "DONE").write_text("")
     out = tmp_path / "rep"
-    assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--copy-runs"]) == 0
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--copy-runs", "--with-pngs"]) == 0
     copied = sorted((out / "runs").iterdir())
     assert [c.name for c in copied] == sorted(p.name for p in (tmp_path / "runs").iterdir())
     c = out / "runs" / one.name
@@ -426,6 +426,8 @@ def test_copy_runs_exports_a_committable_record_that_reports_the_same(tmp_path: 
     assert (again / "runs.csv").read_text() == (out / "runs.csv").read_text()
     assert main(["report", str(out / "runs"), "--out", str(out), "--copy-runs"]) == 0
     assert (c / "config.json").read_text() == (one / "config.json").read_text()
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep3"), "--copy-runs"]) == 0
+    assert not (tmp_path / "rep3" / "runs" / one.name / "examples_16").exists()  # PNGs only when asked
 
 
 def test_copy_runs_refuses_two_runs_with_one_name(tmp_path: Path) -> None:

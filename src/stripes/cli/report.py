@@ -12,8 +12,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mi", default=None, help="MI table JSON (default: mi.json / mi/mi.json beside the runs)")
     p.add_argument("--table", default="", help="value of the `table` column of runs.csv (e.g. p1-table3)")
     p.add_argument("--copy-runs", action="store_true",
-                   help="also copy each reported run's record (config, log, metrics, example PNGs; no "
-                        "checkpoints) into OUT/runs, small enough to commit; a sweep skips those runs")
+                   help="also copy each reported run's record (config, log, metrics, DONE; no checkpoints) "
+                        "into OUT/runs, small enough to commit; a sweep skips those runs")
+    p.add_argument("--with-pngs", action="store_true",
+                   help="with --copy-runs: copy the example pianorolls too")
     p.set_defaults(func=_run)
 
 
@@ -28,6 +30,6 @@ def _run(args: argparse.Namespace) -> int:
         from stripes.experiments.report import collect_runs, export_runs
 
         dest = Path(args.out) / "runs"
-        copied = export_runs(collect_runs(args.runs), dest)
+        copied = export_runs(collect_runs(args.runs), dest, pngs=args.with_pngs)
         print(f"copied {len(copied)} run records to {dest}")
     return 0
