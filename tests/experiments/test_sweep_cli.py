@@ -78,5 +78,15 @@ def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runne
     md = Path(res["report"]).read_text()
     assert "P1 Table I — mutual information" in md and (out / "report" / "fig4_mi.png").is_file()
     assert "MI ranking BIN > KEY > REP > TIME (P1 Table I)** — *reproduced*" in md
+    # the report folder is commit-ready: mi.json and every run's record, without checkpoints
+    rep = out / "report"
+    assert json.loads((rep / "mi.json").read_text()) == json.loads((out / "mi" / "mi.json").read_text())
+    records = sorted(p.name for p in (rep / "runs").iterdir())
+    assert records == sorted(p.name for p in (out / "runs").iterdir() if (p / "config.json").is_file())
+    assert not list((rep / "runs").rglob("*.pt")) and all((rep / "runs" / n / "DONE").is_file() for n in records)
+    from stripes.experiments.report import make_report
+
+    again = make_report([rep / "runs"], tmp_path / "again", rep / "mi.json", table="p1-table3")
+    assert (again.parent / "runs.csv").read_text() == (rep / "runs.csv").read_text()
     reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
     assert calls == ["train"]  # mi.json exists: not recomputed

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stripes.errors import ConfigError, DataError
+from stripes.fileio import atomic_write_text
 from stripes.experiments.sweep import RunSpec, expand, filter_contexts, filter_methods, load_sweep, run_sweep
 
 
@@ -21,10 +22,12 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
               methods: str | Sequence[str] | None = None) -> dict[str, Any]:
     """Run the sweeps of ``tables`` into ``out/runs`` (shared folders: a run common to two tables runs
     once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists) and the report into
-    ``out/report``. ``contexts`` / ``methods`` keep only runs of those contexts / methods
-    (e.g. "bin,time", "RoPEPool").
+    ``out/report``. The report folder is commit-ready: it also holds ``mi.json`` and, in ``runs/``, the
+    record of every reported run (config, log, metrics, DONE; no checkpoints or pianorolls), from which
+    ``stripes report`` remakes it and which a sweep skips as finished. ``contexts`` / ``methods`` keep only
+    runs of those contexts / methods (e.g. "bin,time", "RoPEPool").
     Returns {"report": path or None, "failed": [run names], "paused": [run names], "runs": n}."""
-    from stripes.experiments.report import make_report
+    from stripes.experiments.report import collect_runs, export_runs, make_report
 
     if not tables:
         raise ConfigError("no tables given (e.g. --tables p1-table2,p1-table3,p2-table1)")
@@ -50,4 +53,8 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
             raise
         report = None  # the budget ran out before any run was evaluated
         log("no run evaluated yet (budget reached); rerun the same command to continue")
+    if report is not None:
+        export_runs(collect_runs([root / "runs"]), report.parent / "runs", pngs=False)
+        if mi_json.exists():
+            atomic_write_text(report.parent / "mi.json", mi_json.read_text())
     return {"report": report, "failed": summary["failed"], "paused": summary["paused"], "runs": len(specs)}
