@@ -83,7 +83,8 @@ def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runne
     assert json.loads((rep / "mi.json").read_text()) == json.loads((out / "mi" / "mi.json").read_text())
     records = sorted(p.name for p in (rep / "runs").iterdir())
     assert records == sorted(p.name for p in (out / "runs").iterdir() if (p / "config.json").is_file())
-    assert not list((rep / "runs").rglob("*.pt")) and all((rep / "runs" / n / "DONE").is_file() for n in records)
+    assert not list((rep / "runs").rglob("*.pt"))
+    assert all((rep / "runs" / n / "DONE").is_file() for n in records)
     from stripes.experiments.report import make_report
 
     again = make_report([rep / "runs"], tmp_path / "again", rep / "mi.json", table="p1-table3")

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from stripes.errors import ConfigError, DataError
-from stripes.fileio import atomic_write_text
 from stripes.experiments.sweep import RunSpec, expand, filter_contexts, filter_methods, load_sweep, run_sweep
+from stripes.fileio import atomic_write_text
 
 
 def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathLike | None = None,
