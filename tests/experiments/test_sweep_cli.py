@@ -87,7 +87,8 @@ def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runne
     assert all((rep / "runs" / n / "DONE").is_file() for n in records)
     from stripes.experiments.report import make_report
 
-    again = make_report([rep / "runs"], tmp_path / "again", rep / "mi.json", table="p1-table3")
+    again = make_report([rep / "runs"], tmp_path / "again", table="p1-table3")  # finds rep/mi.json
     assert (again.parent / "runs.csv").read_text() == (rep / "runs.csv").read_text()
+    assert "P1 Table I — mutual information" in again.read_text()
     reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
     assert calls == ["train"]  # mi.json exists: not recomputed

@@ -29,7 +29,8 @@ from stripes.fileio import atomic_path, atomic_write_bytes
 
 
 def find_mi(paths: Sequence[str | os.PathLike], mi_path: str | os.PathLike | None = None) -> Path | None:
-    """The MI JSON to use: ``mi_path``, else ``mi.json`` or ``mi/mi.json`` in or beside a run path."""
+    """The MI JSON to use: ``mi_path``, else ``mi.json`` or ``mi/mi.json`` in or beside a run path (beside:
+    a committed report folder holds ``mi.json`` next to its ``runs/``)."""
     if mi_path is not None:
         p = Path(mi_path)
         if not p.is_file():
@@ -37,7 +38,7 @@ def find_mi(paths: Sequence[str | os.PathLike], mi_path: str | os.PathLike | Non
         return p
     for raw in paths:
         p = Path(raw)
-        for c in (p / "mi.json", p / "mi" / "mi.json", p.parent / "mi" / "mi.json"):
+        for c in (p / "mi.json", p / "mi" / "mi.json", p.parent / "mi" / "mi.json", p.parent / "mi.json"):
             if c.is_file():
                 return c
     return None
