@@ -76,3 +76,21 @@ def test_module_sizes_and_top_level() -> None:
     assert not big, big
     top = {p.stem for p in SRC.glob("*.py")} - {"__init__", "__main__"}
     assert len(top) <= 4, top
+
+
+def test_committed_run_records_are_not_gitignored() -> None:
+    """The run records under docs/results/*/runs/ are committed; .gitignore's `runs/` must not hide them."""
+    import shutil
+    import subprocess
+
+    root = SRC.parent.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        import pytest
+
+        pytest.skip("not a git checkout")
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=root).returncode == 0
+
+    assert not ignored("docs/results/p1-table3-cpu/runs/cpu_x/config.json")
+    assert ignored("docs/results/p1-table3-cpu/runs/cpu_x/checkpoints/last.pt")
+    assert ignored("runs/quick_x/config.json")
