@@ -83,11 +83,12 @@ def test_committed_run_records_are_not_gitignored() -> None:
     import shutil
     import subprocess
 
+    import pytest
+
     root = SRC.parent.parent
     if shutil.which("git") is None or not (root / ".git").exists():
-        import pytest
-
         pytest.skip("not a git checkout")
+
     def ignored(path: str) -> bool:
         return subprocess.run(["git", "check-ignore", "-q", path], cwd=root).returncode == 0
 

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--table", default="", help="value of the `table` column of runs.csv (e.g. p1-table3)")
     p.add_argument("--copy-runs", action="store_true",
                    help="also copy each reported run's record (config, log, metrics, DONE; no checkpoints) "
-                        "into OUT/runs, small enough to commit; a sweep skips those runs")
+                        "into OUT/runs and the MI table to OUT/mi.json, small enough to commit; a sweep "
+                        "skips those runs")
     p.add_argument("--with-pngs", action="store_true",
                    help="with --copy-runs: copy the example pianorolls too")
     p.set_defaults(func=_run)
@@ -22,14 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from stripes.experiments.report import make_report
 
-    path = make_report(args.runs, args.out, args.mi, table=args.table)
+    path = make_report(args.runs, args.out, args.mi, table=args.table, copy_runs=args.copy_runs,
+                       with_pngs=args.with_pngs)
     print(f"wrote {path} and {path.parent / 'runs.csv'}")
     if args.copy_runs:
-        from pathlib import Path
-
-        from stripes.experiments.report import collect_runs, export_runs
-
-        dest = Path(args.out) / "runs"
-        copied = export_runs(collect_runs(args.runs), dest, pngs=args.with_pngs)
-        print(f"copied {len(copied)} run records to {dest}")
+        print(f"copied the run records to {path.parent / 'runs'} (and the MI table, if any, to mi.json)")
     return 0

@@ -10,7 +10,6 @@ from typing import Any
 
 from stripes.errors import ConfigError, DataError
 from stripes.experiments.sweep import RunSpec, expand, filter_contexts, filter_methods, load_sweep, run_sweep
-from stripes.fileio import atomic_write_text
 
 
 def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathLike | None = None,
@@ -27,7 +26,7 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
     ``stripes report`` remakes it and which a sweep skips as finished. ``contexts`` / ``methods`` keep only
     runs of those contexts / methods (e.g. "bin,time", "RoPEPool").
     Returns {"report": path or None, "failed": [run names], "paused": [run names], "runs": n}."""
-    from stripes.experiments.report import collect_runs, export_runs, make_report
+    from stripes.experiments.report import make_report
 
     if not tables:
         raise ConfigError("no tables given (e.g. --tables p1-table2,p1-table3,p2-table1)")
@@ -47,14 +46,11 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
         write_mi_table(mi_table(data_root, cache_dir, split="train"), root / "mi")
     try:
         report: Path | None = make_report([root / "runs"], root / "report",
-                                          mi_json if mi_json.exists() else None, table=",".join(tables))
+                                          mi_json if mi_json.exists() else None, table=",".join(tables),
+                                          copy_runs=True)
     except DataError:
         if not summary["paused"]:
             raise
         report = None  # the budget ran out before any run was evaluated
         log("no run evaluated yet (budget reached); rerun the same command to continue")
-    if report is not None:
-        export_runs(collect_runs([root / "runs"]), report.parent / "runs", pngs=False)
-        if mi_json.exists():
-            atomic_write_text(report.parent / "mi.json", mi_json.read_text())
     return {"report": report, "failed": summary["failed"], "paused": summary["paused"], "runs": len(specs)}

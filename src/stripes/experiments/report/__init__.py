@@ -69,9 +69,12 @@ seeds; P1's marks: ∗ best vs next-best p < 0.05, † not significant vs next-b
 
 
 def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
-                mi_path: str | os.PathLike | None = None, table: str = "") -> Path:
+                mi_path: str | os.PathLike | None = None, table: str = "", copy_runs: bool = False,
+                with_pngs: bool = False) -> Path:
     """Write ``out/report.md`` (+ PNG figures) and ``out/runs.csv`` (every evaluated run, one row per window
-    length, ``table`` in its first column) from the runs under ``paths``; returns the report path."""
+    length, ``table`` in its first column) from the runs under ``paths``; returns the report path.
+    ``copy_runs``: also make ``out`` self-contained, with each run's record in ``out/runs/``
+    (:func:`export_runs`, example PNGs with ``with_pngs``) and the MI table used as ``out/mi.json``."""
     runs = collect_runs(paths)
     if not runs:
         where = ", ".join(map(str, paths))
@@ -172,6 +175,10 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     write_runs_csv(runs, out_dir / "runs.csv", table)
     md += ["## Data", "", f"`runs.csv`: one row per evaluated run and window length ({len(runs)} runs; "
            f"choices above by {VALIDATION_SCORE}).", ""]
+    if copy_runs:
+        export_runs(runs, out_dir / "runs", pngs=with_pngs)
+        if mi_file and mi_file.resolve() != (out_dir / "mi.json").resolve():
+            atomic_write_text(out_dir / "mi.json", mi_file.read_text())
     path = out_dir / "report.md"
     atomic_write_text(path, "\n".join(md))
     return path
