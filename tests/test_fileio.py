@@ -1,11 +1,13 @@
-"""Atomic writes: round trip, readable mode, old file intact and no temporary left on error."""
+"""Atomic writes: round trip, readable mode, old file intact and no temporary left on error; the file lock."""
 
+import multiprocessing as mp
 import os
 import stat
+import time
 
 import pytest
 
-from stripes.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from stripes.fileio import atomic_path, atomic_write_bytes, atomic_write_text, file_lock
 
 
 def test_round_trip_creates_parent(tmp_path):
@@ -35,3 +37,27 @@ def test_error_keeps_old_file_and_leaves_no_temporary(tmp_path):
         raise RuntimeError("writer failed")
     assert p.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["fig.png"]
+
+
+def _hold_lock(lock, log, held) -> None:
+    with file_lock(lock):
+        held.set()
+        with open(log, "a") as f:
+            f.write("a")
+        time.sleep(0.3)
+        with open(log, "a") as f:
+            f.write("b")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="fork start method")
+def test_file_lock_waits_for_the_other_process(tmp_path):
+    lock, log = tmp_path / "x.lock", tmp_path / "log.txt"
+    ctx = mp.get_context("fork")
+    held = ctx.Event()
+    child = ctx.Process(target=_hold_lock, args=(lock, log, held))
+    child.start()
+    assert held.wait(10)
+    with file_lock(lock):  # must block until the child has written both letters and released the lock
+        assert log.read_text() == "ab"
+    child.join(10)
+    assert child.exitcode == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -138,3 +139,40 @@ def test_unknown_song_rejected(shared_data: Path, tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="not in"):
         prepare(shared_data, tmp_path, songs=[34])  # a 3/4 song left out of the split
+
+
+def _prepare_after(barrier, root, cache, out) -> None:
+    real_replace = os.replace
+
+    def slow_replace(src, dst):  # widen the race window: the other process finishes its build meanwhile
+        time.sleep(0.2)
+        real_replace(src, dst)
+
+    os.replace = slow_replace  # this forked child only
+    barrier.wait(10)
+    try:
+        out.put(str(prepare(root, cache, songs=[1, 225, 55])))
+    except BaseException as e:  # report the error to the parent instead of a bare exit code
+        out.put(f"ERROR {type(e).__name__}: {e}")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="fork start method")
+def test_two_processes_prepare_the_same_cache_at_once(shared_data: Path, tmp_path: Path) -> None:
+    """``reproduce --jobs 2`` on a fresh machine: both workers prepare the cache at the same moment; before
+    the lock the second one's os.replace failed with 'Directory not empty' and its run was lost."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    args = (barrier, shared_data, tmp_path / "c", out)
+    procs = [ctx.Process(target=_prepare_after, args=args) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert not [r for r in results if r.startswith("ERROR")], results
+    assert results[0] == results[1]
+    folder = Path(results[0])
+    assert json.loads((folder / "manifest.json").read_text())["n_songs"] == 3
+    assert [p.name for p in folder.parent.iterdir() if p.is_dir()] == [folder.name]  # no temporaries left

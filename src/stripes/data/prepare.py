@@ -30,7 +30,7 @@ from stripes.data import contexts as ctx
 from stripes.data import readers
 from stripes.data.paths import resolve_cache_dir, resolve_data_root
 from stripes.errors import DataError
-from stripes.fileio import atomic_path
+from stripes.fileio import atomic_path, file_lock
 
 FORMAT_VERSION = 1
 N_ROWS = 3 * readers.N_PITCHES
@@ -236,34 +236,50 @@ def prepare(data_root: str | os.PathLike[str] | None = None, cache_dir: str | os
     key, meta_hashes = cache_key(root, song_ids)
     folder = cache / key
     wanted = [(s, bars) for s in SPLITS] + [("test", b) for b in test_bars]
-    if (folder / "manifest.json").is_file() and not force:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        if skip_bad is None or manifest.get("skip_bad") == skip_bad or not manifest.get("skipped"):
-            _ensure_windows(folder, wanted)
-            return folder
-    t0 = time.perf_counter()
+    if not force and _reuse(folder, wanted, skip_bad):
+        return folder
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
-    try:
-        manifest = _build(root, tmp, song_ids, split_of, db, startpos, bool(skip_bad), workers, progress)
-        manifest.update({"key": key, "data_root": str(root), "inputs": meta_hashes,
-                         "settings": {"ticks_per_quarter": 16, "bars": bars, "test_bars": list(test_bars),
-                                      "songs": None if songs is None else song_ids, "format": FORMAT_VERSION},
-                         "skip_bad": bool(skip_bad)})
-        songs_arr = np.load(tmp / "songs.npy")
-        windows: dict[str, dict[str, int]] = {}
-        for s, b in wanted:
-            windows.setdefault(s, {})[str(b)] = int(len(write_windows(tmp, songs_arr, s, b)))
-        manifest["windows"] = windows
-        manifest["seconds"] = round(time.perf_counter() - t0, 3)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # two workers on a fresh machine (``--jobs 2``) prepare the same key at once: the second waits for the
+    # first and reuses its folder instead of replacing a folder the first one is already reading
+    with file_lock(cache / f".{key}.lock"):
+        if not force and _reuse(folder, wanted, skip_bad):
+            return folder
+        t0 = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
+        try:
+            manifest = _build(root, tmp, song_ids, split_of, db, startpos, bool(skip_bad), workers, progress)
+            manifest.update({"key": key, "data_root": str(root), "inputs": meta_hashes,
+                             "settings": {"ticks_per_quarter": 16, "bars": bars, "test_bars": list(test_bars),
+                                          "songs": None if songs is None else song_ids,
+                                          "format": FORMAT_VERSION},
+                             "skip_bad": bool(skip_bad)})
+            songs_arr = np.load(tmp / "songs.npy")
+            windows: dict[str, dict[str, int]] = {}
+            for s, b in wanted:
+                windows.setdefault(s, {})[str(b)] = int(len(write_windows(tmp, songs_arr, s, b)))
+            manifest["windows"] = windows
+            manifest["seconds"] = round(time.perf_counter() - t0, 3)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            if folder.exists():  # rebuilt (force, other skip_bad): move the old one aside, then drop it
+                old = Path(tempfile.mkdtemp(prefix=f".{key}.old.", dir=cache))
+                os.replace(folder, old / "folder")
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return folder
+
+
+def _reuse(folder: Path, wanted: Sequence[tuple[str, int]], skip_bad: bool | None) -> bool:
+    """True (after adding any missing window tables) when ``folder`` is a finished cache for ``skip_bad``."""
+    if not (folder / "manifest.json").is_file():
+        return False
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if skip_bad is None or manifest.get("skip_bad") == skip_bad or not manifest.get("skipped"):
+        _ensure_windows(folder, wanted)
+        return True
+    return False
 
 
 def _ensure_windows(folder: Path, wanted: Sequence[tuple[str, int]]) -> None:
