@@ -92,3 +92,26 @@ def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runne
     assert "P1 Table I — mutual information" in again.read_text()
     reproduce(["p1-table3"], profile="smoke", out=out, n_seeds=2, log=lambda s: None)
     assert calls == ["train"]  # mi.json exists: not recomputed
+
+
+def test_reproduce_reuse_continues_from_a_committed_report(tmp_path: Path, fake_runner,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep continued elsewhere: --reuse copies the committed records (and mi.json) and reruns none."""
+    first = tmp_path / "first"
+    base = ["reproduce", "--profile", "smoke", "--tables", "p1-table3", "--no-mi"]
+    assert main(base + ["--out", str(first), "--seeds", "1"]) == 0
+    committed = first / "report"
+    mi = [{"context": c, "plugin": v, "miller_madow": v, "shuffle": v, "p1": v, "n_samples": 10,
+           "n_labels": 3}
+          for c, v in (("time", 0.01), ("rep", 0.04), ("key", 0.05), ("bin", 1.0))]
+    (committed / "mi.json").write_text(json.dumps({"unit": "nats", "rows": mi}))
+    second = tmp_path / "second"
+    assert main(base + ["--out", str(second), "--seeds", "2", "--reuse", str(committed)]) == 0
+    assert "reused 12 finished run record(s)" in capsys.readouterr().out
+    trained = {c["run"] for c in fake_runner.calls(second / "runs") if c.get("what") == "train"}
+    assert len(trained) == 12 and all("_s1_" in name for name in trained)  # only the new seed ran
+    assert (second / "mi" / "mi.json").read_text() == (committed / "mi.json").read_text()
+    rows = (second / "report" / "runs.csv").read_text().splitlines()
+    assert len(rows) == 1 + 24 * 2  # 24 runs x (16, 64 bars)
+    assert main(base + ["--out", str(tmp_path / "bad"), "--reuse", str(tmp_path / "nowhere")]) == 2
+    assert "--reuse" in capsys.readouterr().err

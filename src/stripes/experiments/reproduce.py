@@ -18,13 +18,17 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
               log: Callable[[str], None] = print, launcher: Any = None,
               contexts: str | Sequence[str] | None = None, budget_min: float | None = None,
               lrs: Sequence[float] | None = None,
-              methods: str | Sequence[str] | None = None) -> dict[str, Any]:
+              methods: str | Sequence[str] | None = None,
+              reuse: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Run the sweeps of ``tables`` into ``out/runs`` (shared folders: a run common to two tables runs
     once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists) and the report into
     ``out/report``. The report folder is commit-ready: it also holds ``mi.json`` and, in ``runs/``, the
     record of every reported run (config, log, metrics, DONE; no checkpoints or pianorolls), from which
     ``stripes report`` remakes it and which a sweep skips as finished. ``contexts`` / ``methods`` keep only
-    runs of those contexts / methods (e.g. "bin,time", "RoPEPool").
+    runs of those contexts / methods (e.g. "bin,time", "RoPEPool"). ``reuse`` names committed report folders
+    (or their ``runs/``): the finished records there of this command's runs, and their ``mi.json``, are
+    copied into ``out`` first, so a sweep continued on another machine or in a later session reruns nothing
+    that is already committed.
     Returns {"report": path or None, "failed": [run names], "paused": [run names], "runs": n}."""
     from stripes.experiments.report import make_report
 
@@ -36,6 +40,9 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
         grid = filter_contexts(expand(load_sweep(t), profile, n_seeds, overrides, lrs=lrs), contexts)
         for s in filter_methods(grid, methods):
             specs.setdefault(s.name, s)
+    reused = reuse_records(reuse, list(specs), root)
+    if reused:
+        log(f"reused {reused} finished run record(s) from {', '.join(str(r) for r in reuse)}")
     summary = run_sweep(list(specs.values()), root / "runs", jobs, data_root, cache_dir, log, launcher,
                         budget_min)
     mi_json = root / "mi" / "mi.json"
@@ -54,3 +61,38 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
         report = None  # the budget ran out before any run was evaluated
         log("no run evaluated yet (budget reached); rerun the same command to continue")
     return {"report": report, "failed": summary["failed"], "paused": summary["paused"], "runs": len(specs)}
+
+
+def reuse_records(sources: Sequence[str | os.PathLike], names: Sequence[str], root: Path) -> int:
+    """Copy into ``root/runs`` each finished record (a folder with DONE) among ``names`` found in a source
+    (a report folder holding ``runs/``, or a runs folder), unless ``root/runs`` already has it finished; a
+    source's ``mi.json`` becomes ``root/mi/mi.json`` when there is none. Returns the number of runs copied.
+    A run's folder name hashes its resolved config and the sweep checks it against the copied config.json,
+    so a record of another config is never taken for this one."""
+    import shutil
+
+    from stripes.experiments.run import DONE
+    from stripes.fileio import atomic_path
+
+    copied = 0
+    for src in map(Path, sources):
+        records = src / "runs" if (src / "runs").is_dir() else src
+        if not records.is_dir():
+            raise DataError(f"--reuse: {src} is not a folder (give a report folder or its runs/)")
+        for name in names:
+            rec, dest = records / name, root / "runs" / name
+            if not (rec / DONE).is_file() or (dest / DONE).is_file():
+                continue
+            if dest.exists():  # an unfinished attempt of the same config: the finished record supersedes it
+                shutil.rmtree(dest)
+            tmp = dest.with_name(f".{name}.reuse")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(rec, tmp)
+            tmp.replace(dest)
+            copied += 1
+        for mi in (src / "mi.json", records.parent / "mi.json"):
+            target = root / "mi" / "mi.json"
+            if mi.is_file() and not target.exists():
+                with atomic_path(target) as t:
+                    shutil.copyfile(mi, t)
+    return copied
