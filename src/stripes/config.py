@@ -200,7 +200,9 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
 def canonicalize(cfg: RunConfig) -> None:
     """One spelling per config, so that equal models get equal run identities: context aliases (m, c, p) ->
     melody, chord, phrase; a one-element context list -> its name; ``rope_a|b|c`` -> ``rope`` with
-    ``pe_options.variant``. Values of ``pe_options`` keep their type (``base=10`` vs ``10.0`` differ)."""
+    ``pe_options.variant``; S-RPE / S-APE without ``bases`` get P3's base of each context by name (melody
+    7920, chord 10001, phrase 11339), written into ``pe_options`` so the run's config records them. Values
+    of ``pe_options`` keep their type (``base=10`` vs ``10.0`` differ)."""
     names = [CONTEXT_ALIASES.get(c, c) for c in cfg.contexts]
     cfg.context = names[0] if len(names) == 1 else names
     if cfg.pe in ("rope_a", "rope_b", "rope_c"):
@@ -210,6 +212,12 @@ def canonicalize(cfg: RunConfig) -> None:
             raise ConfigError(f"pe {cfg.pe!r} contradicts model.pe_options.variant={given!r}")
         cfg.pe = "rope"
         cfg.model.pe_options = {**cfg.model.pe_options, "variant": variant}
+    if cfg.pe in ("srpe", "sape") and "bases" not in cfg.model.pe_options and all(
+        c in _CANONICAL for c in names
+    ):
+        from stripes.pe.ape import p3_bases
+
+        cfg.model.pe_options = {**cfg.model.pe_options, "bases": p3_bases(names)}
 
 
 def validate(cfg: RunConfig) -> None:

@@ -19,7 +19,8 @@ def _script(out: Path, budget: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, VIRTUAL_ENV=str(Path(sys.executable).parent.parent),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = ["bash", str(REPO / "scripts" / "gpu_paper.sh"), "--profile", "smoke", "--budget-min", budget,
-           "--jobs", "2", "--contexts", "bin", "--seeds", "1", "--lrs", "1e-3", "--tables", "p1-table3", "--out", str(out),
+           "--jobs", "2", "--contexts", "bin", "--seeds", "1", "--lrs", "1e-3", "--tables", "p1-table3",
+           "--out", str(out),
            "--", *TINY]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 

@@ -100,3 +100,21 @@ def test_canonical_spellings_give_one_identity() -> None:
     assert m.context == ["melody", "chord"]
     with pytest.raises(ConfigError, match="contradicts"):
         load_run_config("quick", overrides={"pe": "rope_a", "model.pe_options.variant": "B"})
+
+
+def test_srpe_bases_follow_context_names_not_column_order() -> None:
+    """P3's bases belong to labels (melody 7920, tempo 9919, chord 10001, sections 11339): the chord column
+    of [melody, chord, phrase] must get 10001, not P3's second (tempo) base by position."""
+    from stripes.models.harmonizer import build_model
+
+    cfg = load_run_config("smoke", overrides={"pe": "srpe", "attention": "softmax",
+                                              "context": ["m", "chord", "phrase"]})
+    assert cfg.model.pe_options["bases"] == [7920.0, 10001.0, 11339.0]
+    pes = [mod for _, mod in build_model(cfg, 3).named_modules() if hasattr(mod, "bases")]
+    assert pes and all(tuple(p.bases) == (7920.0, 10001.0, 11339.0) for p in pes)
+    alone = load_run_config("smoke", overrides={"pe": "sape", "context": "phrase"})
+    assert alone.model.pe_options["bases"] == [11339.0]
+    given = load_run_config("smoke", overrides={"pe": "srpe", "attention": "softmax", "context": "chord",
+                                                "model.pe_options.bases": [500.0]})
+    assert given.model.pe_options["bases"] == [500.0]  # an explicit choice is kept
+    assert load_run_config(path=None, overrides=cfg.to_dict()).to_dict() == cfg.to_dict()  # idempotent

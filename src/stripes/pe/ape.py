@@ -3,8 +3,10 @@
 - ``ape``: Vaswani sinusoidal PE of the step index t = 0..T−1 (labels are ignored):
   PE[t, 2i] = sin(t·base^(−2i/d)), PE[t, 2i+1] = cos(t·base^(−2i/d)).
 - ``sape`` (P3 S S-APE, [C3] ``create_angles``): Σ_c Sin_{base_c}(p[c]) over the C label columns, with
-  ω_j = base^(−2⌊(j+1)/2⌋/d), sin for even j and cos for odd j; default bases are P3's
-  (7920, 9919, 10001, 11339), cycled over c.
+  ω_j = base^(−2⌊(j+1)/2⌋/d), sin for even j and cos for odd j. A run config gets P3's base of each
+  context by name (melody 7920, chord 10001, phrase 11339: :func:`p3_bases`, filled in by
+  :func:`stripes.config.canonicalize`); built directly without ``bases``, the module cycles P3's four
+  bases (7920, 9919, 10001, 11339) over the columns.
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ from torch import Tensor, nn
 from stripes.errors import ConfigError
 from stripes.pe.base import PEInputError, check_positions, compute_dtype
 
-P3_BASES = (7920.0, 9919.0, 10001.0, 11339.0)
+P3_BASES = (7920.0, 9919.0, 10001.0, 11339.0)  # P3's order: melody, tempo, chord, sections
+# P3's base per label (papers.md §11); our contexts have no tempo column. Other contexts: Vaswani's 10000.
+P3_BASE_BY_CONTEXT = {"melody": 7920.0, "tempo": 9919.0, "chord": 10001.0, "phrase": 11339.0}
+
+
+def p3_bases(contexts: Sequence[str]) -> list[float]:
+    """One base per context column, by context name (P3's for melody, chord, phrase; 10000 otherwise; a
+    12-column context such as BIN repeats its base)."""
+    from stripes.data.contexts import CONTEXT_WIDTH
+
+    return [P3_BASE_BY_CONTEXT.get(c, 10000.0) for c in contexts for _ in range(CONTEXT_WIDTH.get(c, 1))]
 
 
 def vaswani_frequencies(d_model: int, base: float = 10000.0) -> Tensor:
