@@ -107,3 +107,21 @@ def test_chunked_equals_unchunked(gated):
     grads = dict(chunked.named_parameters())
     for name, param in full.named_parameters():
         torch.testing.assert_close(param.grad, grads[name].grad, rtol=1e-10, atol=1e-12)
+
+
+def test_eval_noise_differs_per_layer_and_follows_the_global_seed() -> None:
+    """Without ``seed`` the eval draw comes from the global RNG: two layers of one model differ, and the
+    same run seed gives the same draws again (so the seed spread of a result includes the noise's)."""
+
+    def two(seed):
+        torch.manual_seed(seed)
+        return [build_pe("fstripe_sff", head_dim=8, n_heads=2, context_dim=2, n_realizations=4) for _ in "ab"]
+
+    a1, a2 = two(0)
+    b1, _ = two(0)
+    c1, _ = two(1)
+    assert not torch.equal(a1.z_eval, a2.z_eval)
+    assert torch.equal(a1.z_eval, b1.z_eval) and torch.equal(a1.eps_eval, b1.eps_eval)
+    assert not torch.equal(a1.z_eval, c1.z_eval)
+    fixed = [build_pe("spe", head_dim=8, n_heads=2, n_realizations=4, seed=7) for _ in "ab"]
+    assert torch.equal(fixed[0].z_eval, fixed[1].z_eval)  # an explicit seed still pins the draw

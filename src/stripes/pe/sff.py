@@ -6,8 +6,10 @@ With Z ~ N(0, 1), E[q̂·k̂] = Σ_d q_d k_d P_d with P_d the RFF kernel of P2 e
 moved into 1/√N_f, papers.md §4.3) and 1/R makes the product a Monte-Carlo mean; it converges as R → ∞.
 Optional gating (SPE): q̄_d ← √(1−σ(g_d)) q̄_d + √σ(g_d) ε_d, with ε (H, D, R) ~ N(0, 1)/√R shared by q and k,
 so P_d ← (1 − σ(g_d)) P_d + σ(g_d).
-Noise is drawn afresh on every forward in training; in eval the seeded buffers ``z_eval``/``eps_eval``
-(saved in the state dict) are used, so eval is deterministic.
+Noise is drawn afresh on every forward in training; in eval the buffers ``z_eval``/``eps_eval`` (saved in
+the state dict) are used, so eval is deterministic. They come from ``seed`` when one is given, else from the
+global torch RNG, which training seeds with the run's seed before building the model: every layer and every
+run seed then evaluates with its own draw, so the seed spread of a result includes the noise's.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class FStripeSFF(QKPositionalEncoding):
         n_sines: int = 5,
         n_realizations: int = 64,
         gated: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
         chunk_size: int | None = 128,
     ) -> None:
         check_dims(head_dim, n_heads, context_dim)
@@ -52,7 +54,7 @@ class FStripeSFF(QKPositionalEncoding):
         self.chunk_size = check_chunk_size(chunk_size)
         self.gated = bool(gated)
         self.gate = nn.Parameter(torch.randn(n_heads, head_dim)) if self.gated else None
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = None if seed is None else torch.Generator().manual_seed(int(seed))  # None: the global RNG
         self.register_buffer(
             "z_eval", torch.randn(n_heads, head_dim, 2 * n_sines, n_realizations, generator=gen)
         )
@@ -106,7 +108,7 @@ class SPE(FStripeSFF):
         n_sines: int = 5,
         n_realizations: int = 64,
         gated: bool = True,
-        seed: int = 0,
+        seed: int | None = None,
         chunk_size: int | None = 128,
     ) -> None:
         if context_dim != 1:
