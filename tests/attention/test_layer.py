@@ -330,3 +330,29 @@ def test_causal_favor_layer_output_ignores_future_inputs_exactly():
     x2 = x.clone()
     x2[:, 12:] = torch.randn_like(x2[:, 12:]) * 20
     torch.testing.assert_close(layer(x2, pos)[:, :12], layer(x, pos)[:, :12], rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not HAS_PE, reason="stripes.pe not available yet")
+@pytest.mark.parametrize(("name", "options"), [("rope", {"variant": "C"}), ("ropepool", {}),
+                                               ("fstripe1", {}), ("fstripe1", {"pooled": False}),
+                                               ("fstripe", {})])
+def test_linear_layer_with_a_real_pe_tends_to_softmax_of_its_scores(name, options):
+    """End to end, per PE: the FAVOR+ layer (PE codes -> φ -> causal linear attention) approaches the
+    softmax layer with logits = q_out.k_out / sqrt(head_dim) as M grows (temperature, code width and the
+    PE's place in the layer together)."""
+    from stripes.pe import build_pe
+
+    torch.manual_seed(0)
+    pe = build_pe(name, head_dim=4, n_heads=4, context_dim=1, **options).double()
+    exact = AttentionLayer(16, 4, pe=pe, attention="softmax").double().eval()
+    x, pos = _x(t=12)
+    x, pos = 0.5 * x.double(), pos.double()
+    ref = exact(x, pos)
+    errs = {}
+    for m in (8, 8192):
+        approx = AttentionLayer(16, 4, pe=pe, attention="linear", n_features=m, seed=1).double().eval()
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            getattr(approx, proj).load_state_dict(getattr(exact, proj).state_dict())
+        assert approx.feature_map.in_dim == pe.out_dim
+        errs[m] = ((approx(x, pos) - ref).norm() / ref.norm()).item()
+    assert errs[8192] < 0.05 and errs[8192] < errs[8] / 4, errs
