@@ -78,6 +78,7 @@ def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runne
     md = Path(res["report"]).read_text()
     assert "P1 Table I — mutual information" in md and (out / "report" / "fig4_mi.png").is_file()
     assert "MI ranking BIN > KEY > REP > TIME (P1 Table I)** — *reproduced*" in md
+    assert "From `mi.json` (beside this report)." in md  # no path of this machine in a committed report
     # the report folder is commit-ready: mi.json and every run's record, without checkpoints
     rep = out / "report"
     assert json.loads((rep / "mi.json").read_text()) == json.loads((out / "mi" / "mi.json").read_text())
