@@ -118,3 +118,11 @@ def test_srpe_bases_follow_context_names_not_column_order() -> None:
                                                 "model.pe_options.bases": [500.0]})
     assert given.model.pe_options["bases"] == [500.0]  # an explicit choice is kept
     assert load_run_config(path=None, overrides=cfg.to_dict()).to_dict() == cfg.to_dict()  # idempotent
+
+
+def test_run_name_of_a_list_option_is_a_safe_folder_name() -> None:
+    from stripes.experiments.run import run_name
+
+    name = run_name("srpe", {"bases": [7920.0, 10001.0, 11339.0]}, ["melody", "chord", "phrase"], 0, 2e-3,
+                    "cpu")
+    assert name == "cpu_srpe-bases=7920+10001+11339_melody+chord+phrase_s0_lr2e-3"

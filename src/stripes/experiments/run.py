@@ -83,7 +83,13 @@ def run_name(pe: str, pe_options: dict[str, Any], context: str | list[str], seed
     """Folder name: the main axes for a reader, then the hash of the full resolved config, e.g.
     ``quick_rope-variant=A_bin_s0_lr5e-4_1a2b3c4d``. Two configs that differ anywhere (attention, an
     override, a default) get different names; equal configs share one folder."""
-    opts = "".join(f"-{k}={pe_options[k]}" for k in sorted(pe_options))
+
+    def fmt(v: Any) -> str:  # a list option (S-RPE's bases) reads as 7920+10001+11339
+        if isinstance(v, (list, tuple)):
+            return "+".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
+        return str(v)
+
+    opts = "".join(f"-{k}={fmt(pe_options[k])}" for k in sorted(pe_options))
     ctx = "+".join(context) if isinstance(context, list) else context
     name = f"{profile}_{pe}{opts}_{ctx}_s{seed}_lr{_fmt_lr(lr)}" + (f"_{digest}" if digest else "")
     bad = set(name) - set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.")
