@@ -13,6 +13,12 @@ from stripes.config import load_run_config
 from stripes.experiments.reproduce import reproduce
 
 
+def _mi_rows() -> list[dict]:
+    """A small MI table in the format of stripes.analysis.mi.mi_table."""
+    return [{"context": c, "plugin": v, "miller_madow": v, "shuffle": v, "p1": v, "n_samples": 10,
+             "n_labels": 3} for c, v in (("time", 0.01), ("rep", 0.04), ("key", 0.05), ("bin", 1.0))]
+
+
 def test_sweep_dry_run_lists_runs_and_states(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "runs"
     assert main(["sweep", "p1-table3", "--seeds", "1", "--out", str(out), "--dry-run"]) == 0
@@ -68,8 +74,7 @@ def test_reproduce_mi_step_runs_once_and_feeds_report(tmp_path: Path, fake_runne
 
     def fake_mi_table(data_root, cache_dir, split="train", **kw):  # noqa: ANN001, ANN003
         calls.append(split)
-        return [{"context": c, "plugin": v, "miller_madow": v, "shuffle": v, "p1": v, "n_samples": 10,
-                 "n_labels": 3} for c, v in (("time", 0.01), ("rep", 0.04), ("key", 0.05), ("bin", 1.0))]
+        return _mi_rows()
 
     monkeypatch.setattr(mi_mod, "mi_table", fake_mi_table)
     out = tmp_path / "repro"
@@ -102,10 +107,7 @@ def test_reproduce_reuse_continues_from_a_committed_report(tmp_path: Path, fake_
     base = ["reproduce", "--profile", "smoke", "--tables", "p1-table3", "--no-mi"]
     assert main(base + ["--out", str(first), "--seeds", "1"]) == 0
     committed = first / "report"
-    mi = [{"context": c, "plugin": v, "miller_madow": v, "shuffle": v, "p1": v, "n_samples": 10,
-           "n_labels": 3}
-          for c, v in (("time", 0.01), ("rep", 0.04), ("key", 0.05), ("bin", 1.0))]
-    (committed / "mi.json").write_text(json.dumps({"unit": "nats", "rows": mi}))
+    (committed / "mi.json").write_text(json.dumps({"unit": "nats", "rows": _mi_rows()}))
     second = tmp_path / "second"
     assert main(base + ["--out", str(second), "--seeds", "2", "--reuse", str(committed)]) == 0
     assert "reused 12 finished run record(s)" in capsys.readouterr().out

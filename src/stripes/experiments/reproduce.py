@@ -71,6 +71,7 @@ def reuse_records(sources: Sequence[str | os.PathLike], names: Sequence[str], ro
     so a record of another config is never taken for this one."""
     import shutil
 
+    from stripes.experiments.report.figures import find_mi
     from stripes.experiments.run import DONE
     from stripes.fileio import atomic_path
 
@@ -90,9 +91,8 @@ def reuse_records(sources: Sequence[str | os.PathLike], names: Sequence[str], ro
             shutil.copytree(rec, tmp)
             tmp.replace(dest)
             copied += 1
-        for mi in (src / "mi.json", records.parent / "mi.json"):
-            target = root / "mi" / "mi.json"
-            if mi.is_file() and not target.exists():
-                with atomic_path(target) as t:
-                    shutil.copyfile(mi, t)
+        mi, target = find_mi([records]), root / "mi" / "mi.json"  # the report's search: in or beside runs/
+        if mi is not None and not target.exists():
+            with atomic_path(target) as t:
+                shutil.copyfile(mi, t)
     return copied
