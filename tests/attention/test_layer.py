@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from stripes.attention import AttentionLayer, linear_attention, softmax_attention
-from stripes.errors import ConfigError
+from stripes.errors import ConfigError, DataError
 
 
 class RotaryDouble(nn.Module):
@@ -303,6 +303,54 @@ def test_integration_with_stripes_pe(name, attention):
     y.square().sum().backward()
     if name != "nope":
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in pe.parameters())
+
+
+@pytest.mark.skipif(not HAS_PE, reason="stripes.pe not available yet")
+@pytest.mark.parametrize("padded", [False, True])
+def test_srpe_folded_into_q_k_equals_the_bias_layer(padded):
+    """S-RPE's bias folded into q and k (the default) gives the layer of P3's explicit logit bias:
+    outputs and the gradients of every parameter, with one-hot and dense label columns."""
+    from stripes.pe import build_pe
+
+    g = torch.Generator().manual_seed(1)
+    b, t = 2, 17
+    pos = torch.stack(
+        [torch.randint(0, 3, (b, t), generator=g), torch.randint(0, 300, (b, t), generator=g)], dim=-1
+    ).double()  # column 0: one-hot path; column 1: 17 labels > d_model = 8, dense path
+    x = torch.randn(b, t, 8, generator=g, dtype=torch.float64)
+    kpm = torch.zeros(b, t, dtype=torch.bool)
+    if padded:
+        kpm[1, 12:] = True
+    outs, grads = [], []
+    for fold in (False, True):
+        torch.manual_seed(0)
+        pe = build_pe("srpe", head_dim=4, n_heads=2, context_dim=2, fold=fold).double()
+        layer = AttentionLayer(8, 2, pe=pe, attention="softmax").double()
+        y = layer(x, pos, key_padding_mask=kpm if padded else None)
+        y.square().sum().backward()
+        outs.append(y)
+        grads.append([p.grad for p in layer.parameters()])
+    torch.testing.assert_close(outs[1], outs[0])
+    for a, c in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, c)
+    q, k, _ = _split(layer, x)
+    q2, k2, bias = pe.fold(q, k, pos, pos)
+    assert bias is None and q2.shape[-1] == k2.shape[-1] > 4  # folded: wider q, k, no bias tensor
+    with pytest.raises(DataError, match="k must"):
+        pe.fold(q, k[:, :, :1], pos, pos)
+
+
+@pytest.mark.skipif(not HAS_PE, reason="stripes.pe not available yet")
+def test_srpe_fold_keeps_the_bias_in_bf16_when_a_column_has_many_labels():
+    from stripes.pe import build_pe
+
+    pe = build_pe("srpe", head_dim=4, n_heads=2, context_dim=1)
+    q = torch.randn(1, 30, 2, 4).bfloat16()
+    many = torch.arange(30.0).view(1, 30, 1)
+    _, _, bias = pe.fold(q, q, many, many)
+    assert bias is not None and bias.shape == (1, 2, 30, 30) and bias.dtype == torch.bfloat16
+    q2, _, bias = pe.fold(q, q, many % 3, many % 3)  # three labels: exact one-hot, folded
+    assert bias is None and q2.dtype == torch.bfloat16
 
 
 @pytest.mark.skipif(not HAS_PE, reason="stripes.pe not available yet")

@@ -26,6 +26,19 @@ def test_matches_explicit_softmax(causal):
     torch.testing.assert_close(softmax_attention(q, k, v, causal=causal), explicit_softmax(q, k, v, causal))
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_wider_queries_and_keys_than_values_match_explicit_softmax(causal):
+    """q, k wider than v (a PE that widens q, k; S-RPE folded in): v is zero-padded for the fused kernel
+    and cut back; outputs and gradients equal the explicit formula."""
+    q, k, v = (x.requires_grad_() for x in _qkv(d=7, dv=4))
+    out = softmax_attention(q, k, v, causal=causal)
+    ref = explicit_softmax(q, k, v, causal)
+    assert out.shape == v.shape
+    torch.testing.assert_close(out, ref)
+    for a, b in zip(torch.autograd.grad(out.sum(), (q, k, v)), torch.autograd.grad(ref.sum(), (q, k, v))):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("bias_shape", [(2, 3, 11, 11), (1, 3, 11, 11), (2, 1, 11, 11)])
 def test_bias_and_padding(bias_shape):
     q, k, v = _qkv()

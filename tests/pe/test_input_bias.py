@@ -76,8 +76,11 @@ def naive_srpe(pe, pos_q, pos_k, q):
     return out
 
 
-def test_srpe_bias_equals_materialised_p3_formula():
-    pe = build_pe("srpe", head_dim=3, n_heads=2, d_model=6, context_dim=2, bases=[50.0, 900.0])
+@pytest.mark.parametrize("distinct", ["auto", "always", "never"])
+def test_srpe_bias_equals_materialised_p3_formula(distinct):
+    pe = build_pe(
+        "srpe", head_dim=3, n_heads=2, d_model=6, context_dim=2, bases=[50.0, 900.0], distinct=distinct
+    )
     assert pe.bases == (50.0, 900.0)
     assert pe.kind == "bias"
     g = torch.Generator().manual_seed(0)
@@ -94,6 +97,53 @@ def test_srpe_bias_equals_materialised_p3_formula():
     torch.testing.assert_close(
         pe.bias(pos_q, pos_k).double(), naive_srpe(pe, pos_q, pos_k, u), atol=1e-5, rtol=1e-4
     )
+
+
+def test_srpe_distinct_label_path_equals_the_dense_product_with_gradients():
+    """The one-hot path (scores per distinct key label) is the same bias as the dense product, for
+    outputs and for the gradients of q, W_s and u, with a mix of few-valued and many-valued columns."""
+    g = torch.Generator().manual_seed(3)
+    b, t, h, dh = 2, 40, 2, 4
+    pos = torch.stack(
+        [
+            torch.randint(60, 66, (b, t), generator=g).double(),  # melody-like: 6 values
+            torch.randint(0, 395, (b, t), generator=g).double(),  # many values: dense in "auto"
+            torch.randint(0, 3, (b, t), generator=g).double(),  # section-like
+        ],
+        dim=-1,
+    )
+    pos[1, :, 2] = 7.0  # one row with a single label
+    q = torch.randn(b, t, h, dh, generator=g, dtype=torch.float64)
+    weight = torch.randn(b, h, t, t, generator=g, dtype=torch.float64)
+    results = {}
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # the q-free bias computes in the default dtype
+    try:
+        for distinct in ("never", "auto", "always"):
+            torch.manual_seed(0)
+            pe = build_pe("srpe", head_dim=dh, n_heads=h, context_dim=3, distinct=distinct)
+            qq = q.clone().requires_grad_(True)
+            with_q = pe.bias(pos, pos[:, : t - 5], q=qq)  # keys: a prefix (Tk ≠ Tq)
+            without_q = pe.bias(pos, pos)
+            ((with_q * weight[..., : t - 5]).sum() + (without_q * weight).sum()).backward()
+            results[distinct] = (with_q, without_q, qq.grad, pe.proj.grad, pe.u.grad)
+    finally:
+        torch.set_default_dtype(default)
+    for distinct in ("auto", "always"):
+        for got, want in zip(results[distinct], results["never"]):
+            torch.testing.assert_close(got, want)
+    with pytest.raises(ConfigError, match="distinct"):
+        build_pe("srpe", head_dim=dh, n_heads=h, distinct="sometimes")
+
+
+def test_distinct_per_row_indexes_each_rows_own_labels():
+    from stripes.pe.srpe import _distinct_per_row
+
+    labels = torch.tensor([[5.0, 2.0, 5.0, 9.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    values, index = _distinct_per_row(labels)
+    assert values.shape == (2, 3)  # the largest row count of distinct labels
+    torch.testing.assert_close(values.gather(1, index), labels)
+    assert values[0].tolist() == [2.0, 5.0, 9.0] and index[1].tolist() == [0] * 5
 
 
 def test_srpe_errors():

@@ -21,7 +21,8 @@ class AttentionLayer(nn.Module):
     - kind "qk": ``q_out, k_out = pe(q, k, pos_q, pos_k)`` (B, T, H, ``pe.out_dim``); the feature map then
       takes ``pe.out_dim`` inputs (P1/P2 and the SPE code apply the PE before phi);
     - kind "bias": ``pe.bias(pos_q, pos_k)`` (B, H, Tq, Tk) is added to the softmax logits (softmax only);
-      if ``pe.bias`` has a ``q`` parameter it also gets the projected queries (B, T, H, D) (P3 S-RPE);
+      if ``pe.bias`` has a ``q`` parameter it also gets the projected queries (B, T, H, D); a bias PE
+      with ``pe.fold(q, k, pos_q, pos_k) -> (q', k', bias | None)`` (P3 S-RPE) folds it into q and k;
     - kind "input": handled by the model (added to the input), so the layer applies no PE.
     ``attention`` is "linear" (feature map + chunked linear attention) or "softmax" (SDPA).
     Temperature: a qk PE's ``q_out . k_out`` approximates the PE-enriched q.k of dimension head_dim (P1 eq.
@@ -147,7 +148,10 @@ class AttentionLayer(nn.Module):
         """q, k (B, T, H, qk_dim), v (B, T, H, head_dim) -> (B, T, H, head_dim)."""
         if self.attention == "softmax":
             bias = None
-            if self.pe_kind == "bias":  # content-dependent biases (S-RPE: q W Sin(p_m - p_n)) also get q
+            if self.pe_kind == "bias" and hasattr(self.pe, "fold"):
+                # S-RPE: the bias q W Sin(p_m - p_n) folded into q and k (no (T, T) tensor; pe.fold)
+                q, k, bias = self.pe.fold(q, k, pos, pos)
+            elif self.pe_kind == "bias":  # content-dependent biases also get q
                 bias = self.pe.bias(pos, pos, q=q) if self._bias_takes_q else self.pe.bias(pos, pos)
             return softmax_attention(
                 q, k, v, causal=self.causal, bias=bias, key_padding_mask=key_padding_mask,

@@ -39,8 +39,11 @@ def softmax_attention(
         raise ConfigError(f"causal attention needs as many queries as keys, got {tq} and {tk}")
     qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
     if bias is None and key_padding_mask is None:
+        dv = vh.shape[-1]
+        if dropout_p == 0.0 and dv < d:  # the fused (flash) kernel wants equal head dims: zero-pad v
+            vh = F.pad(vh, (0, d - dv))
         out = F.scaled_dot_product_attention(qh, kh, vh, dropout_p=dropout_p, is_causal=causal, scale=scale)
-        return out.transpose(1, 2)
+        return out[..., :dv].transpose(1, 2)
 
     allowed = torch.ones(1, 1, tq, tk, dtype=torch.bool, device=q.device)
     if causal:
