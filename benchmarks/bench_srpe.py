@@ -6,7 +6,10 @@ sections) the one-hot path costs Tq·Tk·ΣK_s. This script times one training s
 Adam) of the `cpu`-profile Harmonizer with S-RPE on melody+chord+phrase, on real POP909 training
 batches when ``$STRIPES_DATA`` (or ``--data-root``) is set and on synthetic labels otherwise: the
 (B, H, T, T) bias from the dense product (P3's cost), the bias from the one-hot path, and the default
-(one-hot, folded into q and k: no bias tensor), with the loss each gives on the same batches.
+(one-hot, folded into q and k: no bias tensor), with the loss each gives on the same batches. The last
+row is the default with attention dropout on the whole (B, H, T, T) square, as SDPA's math path does it on
+CPU, against the default's causal blocks (``stripes.attention.softmax.causal_blocks_attention``); its loss
+differs by dropout noise only (other dropout masks).
 
     python benchmarks/bench_srpe.py [--batches 3] [--bars 16] [--threads 1]
 """
@@ -18,6 +21,7 @@ import time
 
 import torch
 
+from stripes.attention import softmax as softmax_attention_module
 from stripes.config import load_run_config
 from stripes.models.harmonizer import build_model
 from stripes.pe.srpe import _distinct_per_row
@@ -47,8 +51,19 @@ def batches(config, n: int, bars: int, data_root: str | None) -> list[dict[str, 
     return [collate([ds[(i * bs + j) * step % len(ds)] for j in range(bs)]) for i in range(n)]
 
 
-def step_seconds(options: str, data: list[dict[str, torch.Tensor]]) -> tuple[float, list[float]]:
-    """Mean seconds of a training step (after one warm-up step) and the losses, for S-RPE options."""
+def step_seconds(options: str, data: list[dict[str, torch.Tensor]], block: int | None = None
+                 ) -> tuple[float, list[float]]:
+    """Mean seconds of a training step (after one warm-up step) and the losses, for S-RPE options;
+    ``block`` overrides the query block of the CPU dropout path (a huge one: the whole square at once)."""
+    default_block = softmax_attention_module.DROPOUT_BLOCK
+    softmax_attention_module.DROPOUT_BLOCK = block or default_block
+    try:
+        return _timed_steps(options, data)
+    finally:
+        softmax_attention_module.DROPOUT_BLOCK = default_block
+
+
+def _timed_steps(options: str, data: list[dict[str, torch.Tensor]]) -> tuple[float, list[float]]:
     torch.manual_seed(0)
     cfg = load_run_config("cpu", overrides=[
         "pe=srpe", "attention=softmax", 'context=["melody","chord","phrase"]', f"model.pe_options={options}"])
@@ -81,11 +96,12 @@ def main() -> None:
     print(f"distinct labels per row (max over the batch), melody/chord/phrase: {ks}; "
           f"dense inner size C·2·d_model = {3 * 2 * config.model.d_model}")
     paths = {
-        "bias tensor, dense (P3's way)": '{"distinct": "never", "fold": false}',
-        "bias tensor, one-hot": '{"distinct": "auto", "fold": false}',
-        "folded into q, k, one-hot (default)": '{"distinct": "auto"}',
+        "bias tensor, dense (P3's way)": ('{"distinct": "never", "fold": false}', None),
+        "bias tensor, one-hot": ('{"distinct": "auto", "fold": false}', None),
+        "folded into q, k, one-hot (default)": ('{"distinct": "auto"}', None),
+        "default, dropout on the whole square": ('{"distinct": "auto"}', 1 << 30),
     }
-    results = {name: step_seconds(options, data) for name, options in paths.items()}
+    results = {name: step_seconds(options, data, block) for name, (options, block) in paths.items()}
     base_time, base_loss = next(iter(results.values()))
     print(f"train step, B={config.train.batch_size}, T={64 * args.bars}, {args.threads} thread(s):")
     for name, (sec, loss) in results.items():

@@ -7,6 +7,46 @@ import torch.nn.functional as F
 
 from stripes.errors import ConfigError
 
+# Query block of the CPU training path (causal + attention dropout), see causal_blocks_attention.
+DROPOUT_BLOCK = 128
+
+
+def causal_blocks_attention(
+    qh: torch.Tensor,
+    kh: torch.Tensor,
+    vh: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+    block: int | None = None,
+) -> torch.Tensor:
+    """Causal SDPA one query block at a time: block [s, e) sees keys [0, e) only.
+
+    qh, kh (B, H, T, D), vh (B, H, T, Dv) -> (B, H, T, Dv); ``mask`` (B or 1, H or 1, T, T) additive (float,
+    -inf above the diagonal) or None for plain causal. The same attention as one causal SDPA call, dropout
+    included (each visible weight dropped independently with ``dropout_p``), but the (B, H, T, T) logits,
+    weights and dropout mask are only made for the ~T²/2 visible pairs. Used on CPU where dropout forces
+    SDPA's math path, which would draw and multiply the full square mask (3–4x slower, benchmarks.md).
+    ``block`` defaults to ``DROPOUT_BLOCK``.
+    """
+    block = block or DROPOUT_BLOCK
+    t = qh.shape[-2]
+    outs = []
+    for s in range(0, t, block):
+        e = min(s + block, t)
+        if mask is None:
+            m = torch.ones(e - s, e, dtype=torch.bool, device=qh.device).tril(s)
+        else:
+            m = mask[..., s:e, :e]
+        outs.append(F.scaled_dot_product_attention(
+            qh[:, :, s:e], kh[:, :, :e], vh[:, :, :e], attn_mask=m, dropout_p=dropout_p, scale=scale))
+    return torch.cat(outs, dim=2)
+
+
+def _use_blocks(q: torch.Tensor, causal: bool, dropout_p: float) -> bool:
+    """Causal, dropout, on CPU (SDPA has no fused dropout kernel there) and longer than one block."""
+    return causal and dropout_p > 0.0 and q.device.type == "cpu" and q.shape[1] > DROPOUT_BLOCK
+
 
 def softmax_attention(
     q: torch.Tensor,
@@ -22,7 +62,8 @@ def softmax_attention(
 
     q (B, Tq, H, D), k (B, Tk, H, D), v (B, Tk, H, Dv) -> (B, Tq, H, Dv). ``bias`` (B or 1, H or 1, Tq, Tk)
     is added to the logits (S-RPE); ``key_padding_mask`` (B, Tk) bool, True = padding. Queries that see no
-    key at all (every visible key padded) get a zero output instead of NaN.
+    key at all (every visible key padded) get a zero output instead of NaN. Causal attention with dropout on
+    CPU runs block by block (``causal_blocks_attention``): the same distribution, about half the work.
     """
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ConfigError(
@@ -38,7 +79,10 @@ def softmax_attention(
     if causal and tq != tk:
         raise ConfigError(f"causal attention needs as many queries as keys, got {tq} and {tk}")
     qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
+    blocks = _use_blocks(q, causal, dropout_p)
     if bias is None and key_padding_mask is None:
+        if blocks:
+            return causal_blocks_attention(qh, kh, vh, None, dropout_p, scale).transpose(1, 2)
         dv = vh.shape[-1]
         if dropout_p == 0.0 and dv < d:  # the fused (flash) kernel wants equal head dims: zero-pad v
             vh = F.pad(vh, (0, d - dv))
@@ -70,6 +114,9 @@ def softmax_attention(
     seen = allowed.any(dim=-1, keepdim=True)  # (B or 1, 1, Tq, 1)
     # rows with no visible key: give them a finite mask (the result is zeroed below)
     mask = mask.masked_fill(~seen, 0.0)
-    out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=dropout_p, scale=scale)
+    if blocks:
+        out = causal_blocks_attention(qh, kh, vh, mask, dropout_p, scale)
+    else:
+        out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     out = out.masked_fill(~seen, 0.0)
     return out.transpose(1, 2)
