@@ -146,6 +146,13 @@ def _row(md: str, heading_part: str, ctx: str, method: str, source: str = "ours"
     raise AssertionError(f"row {ctx} {method} {source} not in {heading_part}")
 
 
+def _section(md: str, heading: str) -> str:
+    """The report's text from the line ``heading`` (exact) to the next ``## `` heading."""
+    start = md.index(heading + "\n")
+    end = md.find("\n## ", start + 1)
+    return md[start:] if end < 0 else md[start:end]
+
+
 def _num(cell: str) -> tuple[float, float, str]:
     m = re.match(r"^\**(-?[\d.]+) ± ([\d.]+)([*∗†]?)\**$", cell)
     assert m, cell
@@ -217,7 +224,7 @@ def test_report_verdicts_reproduced(tmp_path: Path) -> None:
             for c, v in pub.P1_TABLE_I.items()]
     (tmp_path / "runs" / "mi" / "mi.json").write_text(json.dumps({"unit": "nats", "rows": rows}))
     md = rp.make_report([tmp_path / "runs"], tmp_path / "out").read_text()
-    claims = md[md.index("## Claims of P1"):]
+    claims = _section(md, "## Claims of P1")
     assert "**MI ranking BIN > KEY > REP > TIME (P1 Table I)** — *reproduced*" in claims
     assert "**Context ranking BIN > KEY > REP > TIME" in claims
     verdicts = re.findall(r"— \*([^*]+)\*", claims)
@@ -225,6 +232,11 @@ def test_report_verdicts_reproduced(tmp_path: Path) -> None:
     assert "threshold-free test BCE** — *reproduced*" in claims
     assert "BIN BCE@16: RoPEPool vs RoPE(C): 0.2740 vs 0.2800" in claims
     assert "BIN CS@16: RoPEPool vs RoPE(C): 26.00 vs 20.00" in claims
+    # the same claims on the binarized metrics at the fixed 0.5 threshold (CS 1 lower there): no MI, no BCE
+    fixed = _section(md, "## Claims of P1 at the fixed 0.5 threshold")
+    assert re.findall(r"— \*([^*]+)\*", fixed) == ["reproduced"] * 3
+    assert "BIN CS@16: RoPEPool vs RoPE(C): 25.00 vs 19.00" in fixed
+    assert "MI ranking" not in fixed and "BCE@" not in fixed and "threshold-free" not in fixed
     # MI table with P1's column and Fig. 4
     assert "| BIN | 1.1083 | 1.0075 | 0.9068 | 1.0075 |" in md
     for png in ("fig4_mi.png", "bce_per_position_64.png"):
@@ -235,13 +247,13 @@ def test_report_verdicts_reproduced(tmp_path: Path) -> None:
 
 def test_report_verdicts_not_reproduced_and_not_separable(tmp_path: Path) -> None:
     make_p1_runs(tmp_path / "a", gain64=-3.0)  # every score gets worse at 64 bars
-    claims = rp.make_report([tmp_path / "a"], tmp_path / "oa").read_text().split("## Claims of P1")[1]
+    claims = _section(rp.make_report([tmp_path / "a"], tmp_path / "oa").read_text(), "## Claims of P1")
     assert "**Scores improve from 16 to 64 bars (all but RoPE on REP)** — *not reproduced*" in claims
     assert "No MI" not in claims
 
     # large seed noise: every difference is within noise
     make_p1_runs(tmp_path / "b", gain64=0.5, noise=(-30.0, 0.0, 30.0))
-    claims = rp.make_report([tmp_path / "b"], tmp_path / "ob").read_text().split("## Claims of P1")[1]
+    claims = _section(rp.make_report([tmp_path / "b"], tmp_path / "ob").read_text(), "## Claims of P1")
     assert re.findall(r"— \*([^*]+)\*", claims) == ["not separable at this scale"] * 5
 
 
@@ -368,6 +380,28 @@ def test_p2_claims_verdicts(tmp_path: Path) -> None:
     ctx = "Which context helps: chords alone (F-StrIPE:C) beat all levels; M or P alone are worse than NoPE"
     assert lines[ctx] == "*reproduced (on 1 of 3 comparisons; the rest not run)*"
     assert "F-StrIPE:C vs F-StrIPE" in md and "p=" in md
+
+
+def test_claims_are_judged_again_at_the_fixed_threshold(tmp_path: Path) -> None:
+    """A claim can fail at the validation-chosen binarization (dense outputs at a low threshold) and hold at
+    the fixed 0.5 threshold, or the reverse: the report gives both verdicts, each from its own scores."""
+    root = tmp_path / "runs"
+    for seed, e in enumerate((-0.3, 0.0, 0.3)):
+        for pe, ctx, cs_sel, cs_fixed in (("fstripe", ["melody", "chord", "phrase"], 40.0, 12.0),
+                                          ("nope", "time", 50.0, 2.0)):
+            run = make_run(root, pe, ctx, seed, {"cs": cs_sel + e})
+            metrics = json.loads((run / "metrics_16.json").read_text())
+            metrics["at_0.5"]["cs"] = cs_fixed + e
+            (run / "metrics_16.json").write_text(json.dumps(metrics))
+    md = rp.make_report([root], tmp_path / "out").read_text()
+    claim = "**Structure helps: S S-RPE and F-StrIPE beat NoPE and SPE** — "
+    selected = _section(md, "## Claims of P2")
+    fixed = _section(md, "## Claims of P2 at the fixed 0.5 threshold")
+    assert claim + "*not reproduced (on 1 of 4 comparisons; the rest not run)*" in selected
+    assert "CS@16: F-StrIPE vs NoPE: 40.00 vs 50.00" in selected
+    assert claim + "*reproduced (on 1 of 4 comparisons; the rest not run)*" in fixed
+    assert "CS@16: F-StrIPE vs NoPE: 12.00 vs 2.00" in fixed
+    assert "threshold-free" in selected and "threshold-free" not in fixed
 
 
 def test_runs_csv_schema_one_row_per_run_and_length(tmp_path: Path) -> None:

@@ -111,9 +111,15 @@ def verdict(comps: Sequence[Comparison]) -> str:
 # ----------------------------------------------------------------------------------------------- claims
 
 
+def _metrics(with_bce: bool) -> tuple[tuple[str, str], ...]:
+    """The (metric, claim-title suffix) pairs a claim is judged on: CS, and the threshold-free BCE."""
+    return (("cs", ""), ("bce", " — threshold-free test BCE")) if with_bce else (("cs", ""),)
+
+
 def claims(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float] | None,
-           setting: str = "at_selected") -> list[dict[str, Any]]:
-    """P1's claims with a verdict and the comparisons behind it."""
+           setting: str = "at_selected", with_bce: bool = True) -> list[dict[str, Any]]:
+    """P1's claims with a verdict and the comparisons behind it, on the binarized metrics of ``setting``
+    (``"at_selected"`` or ``"at_0.5"``) and, with ``with_bce``, on the threshold-free test BCE."""
     out: list[dict[str, Any]] = []
     p1_methods = ROPES + P1_T3_OTHERS
     if mi and all(c in mi for c in P1_CONTEXTS):
@@ -131,7 +137,7 @@ def claims(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float] | None
         return m, scores(groups[(ctx, m)], setting, metric, 16)
 
     rope = best_on_validation(groups, "BIN", ROPES)
-    for metric, suffix in (("cs", ""), ("bce", " — threshold-free test BCE")):
+    for metric, suffix in _metrics(with_bce):
         name = "BCE" if metric == "bce" else "CS"
         comps = []
         ranking = ["BIN", "KEY", "REP", "TIME"]
@@ -175,9 +181,10 @@ def claims(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float] | None
 
 
 
-def p2_claims(groups: dict[tuple[str, str], list[Run]], setting: str = "at_selected") -> list[dict[str, Any]]:
-    """P2's claims (papers.md §12.4) with verdicts, on CS and on the threshold-free BCE at 16 bars.
-    Empty when no P2 method was run."""
+def p2_claims(groups: dict[tuple[str, str], list[Run]], setting: str = "at_selected",
+              with_bce: bool = True) -> list[dict[str, Any]]:
+    """P2's claims (papers.md §12.4) with verdicts, on CS of ``setting`` and (``with_bce``) on the
+    threshold-free BCE at 16 bars. Empty when no P2 method was run."""
     by_method: dict[str, list[Run]] = defaultdict(list)
     for (_, m), runs in groups.items():
         by_method[m].extend(runs)
@@ -192,7 +199,7 @@ def p2_claims(groups: dict[tuple[str, str], list[Run]], setting: str = "at_selec
             [("F-StrIPE:C", "F-StrIPE"), ("NoPE", "F-StrIPE:M"), ("NoPE", "F-StrIPE:P")],
     }
     out: list[dict[str, Any]] = []
-    for metric, suffix in (("cs", ""), ("bce", " — threshold-free test BCE")):
+    for metric, suffix in _metrics(with_bce):
         name = "BCE" if metric == "bce" else "CS"
         for claim, cmp in pairs.items():
             comps = [Comparison(f"{name}@16: {a} vs {b}", scores(by_method.get(a, []), setting, metric, 16),
