@@ -310,6 +310,36 @@ def test_p2_table_scales_ssmd_and_links_pianorolls(tmp_path: Path) -> None:
     assert "_s0_" in links[0]
 
 
+def test_report_remade_from_its_records_keeps_its_pianorolls(tmp_path: Path) -> None:
+    """Committed run records carry no examples: remaking the report in its own folder from them keeps the
+    pianorolls it had, while a PNG of no run in the report is removed and a run's own examples win."""
+    import shutil
+
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(root, "fstripe", "chord", seed, {"cs": 16.0})
+        make_run(root, "nope", "time", seed, {"cs": 2.0})
+    out = tmp_path / "report"
+    first = rp.make_report([root], out).read_text()
+    links = sorted(re.findall(r"\]\((pianorolls/[^)]+\.png)\)", first))
+    assert len(links) == 1  # one context shown (chord, first in order), lowest seed
+    for run in root.iterdir():
+        shutil.rmtree(run / "examples_16")  # as a committed record
+    (out / "pianorolls" / "stale_run_examples_16_song001_t0.png").write_bytes(b"old")
+    again = rp.make_report([root], out).read_text()
+    assert sorted(re.findall(r"\]\((pianorolls/[^)]+\.png)\)", again)) == links
+    assert (out / links[0]).read_bytes() == b"\x89PNG fake"
+    assert not (out / "pianorolls" / "stale_run_examples_16_song001_t0.png").exists()
+    # a run that has examples again supersedes the kept image
+    ex = root / Path(links[0]).name.split("_examples_16_")[0] / "examples_16"
+    ex.mkdir()
+    (ex / "song002_t0.png").write_bytes(b"\x89PNG new")
+    third = rp.make_report([root], out).read_text()
+    (link,) = re.findall(r"\]\((pianorolls/[^)]+\.png)\)", third)
+    assert link.endswith("song002_t0.png") and (out / link).read_bytes() == b"\x89PNG new"
+    assert not (out / links[0]).exists()
+
+
 def test_report_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no evaluated runs"):

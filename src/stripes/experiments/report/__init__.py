@@ -129,7 +129,8 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     if mi_rows:
         md += ["## P1 Table I — mutual information content/context (nats)", "",
                # a self-contained report names its own copy, not a path of the machine that made it
-               "From `mi.json` (beside this report)." if copy_runs else
+               "From `mi.json` (beside this report)."
+               if copy_runs or mi_file.resolve() == (out_dir / "mi.json").resolve() else
                f"From `{os.path.relpath(mi_file, out_dir)}`.", "",
                "| context | plug-in | Miller-Madow | shuffle-corrected | P1 |", "|---|---|---|---|---|"]
         for r in mi_rows:

@@ -172,30 +172,45 @@ def binarization_summary(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def _run_pngs(run: Run, kept: dict[str, bytes]) -> dict[str, tuple[str, bytes]]:
+    """Example folder (``examples_16``) -> (file name in the report, PNG bytes): the run's own first PNG of
+    each folder; a run without examples of its own (a committed record) takes the ones an earlier report
+    of it left under its name."""
+    out: dict[str, tuple[str, bytes]] = {}
+    for png in run.pianorolls:
+        if png.parent.name not in out:
+            out[png.parent.name] = (f"{run.path.name}_{png.parent.name}_{png.name}", png.read_bytes())
+    if not out:
+        prefix = f"{run.path.name}_"
+        for name in sorted(kept):
+            if name.startswith(prefix):
+                folder = "_".join(name[len(prefix):].split("_", 2)[:2])  # examples_16_song006_t0.png
+                out.setdefault(folder, (name, kept[name]))
+    return out
+
+
 def copy_pianorolls(groups: dict[tuple[str, str], list[Run]], dest: Path) -> list[tuple[str, str, str]]:
     """Copy the first 16- and 64-bar example PNG of each method's lowest-seed run, for one context (BIN when
     present), into ``dest`` so that the report is self-contained. Returns (context, method, path relative
-    to ``dest.parent``) per copied image. Old PNGs in ``dest`` are removed first."""
-    ctxs = sorted({c for (c, _), rs in groups.items() if any(r.pianorolls for r in rs)},
+    to ``dest.parent``) per copied image. Old PNGs in ``dest`` are removed first, except those of runs whose
+    folder has no examples (a report remade from its committed records keeps its pianorolls)."""
+    kept = {p.name: p.read_bytes() for p in dest.glob("*.png")} if dest.is_dir() else {}
+    pngs = {id(r): _run_pngs(r, kept) for rs in groups.values() for r in rs}
+    ctxs = sorted({c for (c, _), rs in groups.items() if any(pngs[id(r)] for r in rs)},
                   key=lambda c: (c != "BIN", c))
-    if dest.is_dir():
-        for old in dest.glob("*.png"):
-            old.unlink()
+    for name in kept:
+        (dest / name).unlink()
     if not ctxs:
         return []
     shown = []
     for (ctx, m), rs in sorted(groups.items()):
         if ctx != ctxs[0]:
             continue
-        runs = sorted((r for r in rs if r.pianorolls), key=lambda r: r.seed)
+        runs = sorted((r for r in rs if pngs[id(r)]), key=lambda r: r.seed)
         if not runs:
             continue
-        first = {}
-        for png in runs[0].pianorolls:
-            first.setdefault(png.parent.name, png)
-        for png in first.values():
-            name = f"{runs[0].path.name}_{png.parent.name}_{png.name}"
-            atomic_write_bytes(dest / name, png.read_bytes())
+        for name, data in pngs[id(runs[0])].values():
+            atomic_write_bytes(dest / name, data)
             shown.append((ctx, m, f"{dest.name}/{name}"))
     return shown
 
