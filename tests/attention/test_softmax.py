@@ -153,3 +153,27 @@ def test_dropout_path_is_causal_under_a_fixed_seed(monkeypatch):
     b = softmax_attention(q, k2, v2, causal=True, dropout_p=0.2)
     torch.testing.assert_close(a[:, :9], b[:, :9])
     assert not torch.allclose(a[:, 9:], b[:, 9:])
+
+
+@pytest.mark.parametrize("bias_shape", [(2, 3, 37, 37), (1, 3, 37, 37), (2, 1, 37, 37), (1, 1, 37, 37)])
+def test_block_path_with_bias_and_left_padding_matches_the_square(monkeypatch, bias_shape):
+    """softmax_attention's own block path (8-query blocks) with a learned bias of every broadcast shape and
+    left padding (rows that see no key): outputs and gradients of q, k, v and the bias equal the one-call
+    path. Dropout 1e-12 takes the block path while dropping nothing (a draw below it: negligible)."""
+    q, k, v = (x.requires_grad_() for x in _qkv(t=37))
+    bias = torch.randn(bias_shape, dtype=torch.float64, requires_grad=True)
+    pad = torch.zeros(2, 37, dtype=torch.bool)
+    pad[1, :11] = True  # batch 1: queries 0..10 see nothing (their output is zero)
+    ref = softmax_attention(q, k, v, causal=True, bias=bias, key_padding_mask=pad)
+    g_ref = torch.autograd.grad((ref * ref).sum(), (q, k, v, bias))
+    monkeypatch.setattr(softmax_mod, "DROPOUT_BLOCK", 8)
+    calls = []
+    real = softmax_mod.causal_blocks_attention
+    monkeypatch.setattr(softmax_mod, "causal_blocks_attention",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    out = softmax_attention(q, k, v, causal=True, bias=bias, key_padding_mask=pad, dropout_p=1e-12)
+    assert calls and torch.isfinite(out).all() and (out[1, :11] == 0).all()
+    torch.testing.assert_close(out, ref)
+    for a, b in zip(torch.autograd.grad((out * out).sum(), (q, k, v, bias)), g_ref):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b)

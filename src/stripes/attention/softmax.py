@@ -31,13 +31,15 @@ def causal_blocks_attention(
     """
     block = block or DROPOUT_BLOCK
     t = qh.shape[-2]
+    # split the rows once: a slice per block would send a (.., T, T) zero gradient per block to a learned bias
+    rows = mask.split(block, dim=-2) if mask is not None else None
     outs = []
-    for s in range(0, t, block):
+    for i, s in enumerate(range(0, t, block)):
         e = min(s + block, t)
-        if mask is None:
+        if rows is None:
             m = torch.ones(e - s, e, dtype=torch.bool, device=qh.device).tril(s)
         else:
-            m = mask[..., s:e, :e]
+            m = rows[i][..., :e]
         outs.append(F.scaled_dot_product_attention(
             qh[:, :, s:e], kh[:, :, :e], vh[:, :, :e], attn_mask=m, dropout_p=dropout_p, scale=scale))
     return torch.cat(outs, dim=2)

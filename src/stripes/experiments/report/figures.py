@@ -172,19 +172,19 @@ def binarization_summary(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
-def _run_pngs(run: Run, kept: dict[str, bytes]) -> dict[str, tuple[str, bytes]]:
-    """Example folder (``examples_16``) -> (file name in the report, PNG bytes): the run's own first PNG of
-    each folder; a run without examples of its own (a committed record) takes the ones an earlier report
-    of it left under its name."""
-    out: dict[str, tuple[str, bytes]] = {}
+def _run_pngs(run: Run, kept: dict[str, bytes]) -> dict[str, tuple[str, Path | bytes]]:
+    """Example folder (``examples_16``) -> (file name in the report, PNG file or bytes): the run's own first
+    PNG of each folder; a run without examples of its own (a committed record) takes the ones an earlier
+    report of it left under its name."""
+    out: dict[str, tuple[str, Path | bytes]] = {}
     for png in run.pianorolls:
-        if png.parent.name not in out:
-            out[png.parent.name] = (f"{run.path.name}_{png.parent.name}_{png.name}", png.read_bytes())
+        out.setdefault(png.parent.name, (f"{run.path.name}_{png.parent.name}_{png.name}", png))
     if not out:
-        prefix = f"{run.path.name}_"
+        prefix = f"{run.path.name}_examples_"
         for name in sorted(kept):
             if name.startswith(prefix):
-                folder = "_".join(name[len(prefix):].split("_", 2)[:2])  # examples_16_song006_t0.png
+                # <run>_examples_16_song006_t0.png -> examples_16
+                folder = "_".join(name[len(run.path.name) + 1:].split("_", 2)[:2])
                 out.setdefault(folder, (name, kept[name]))
     return out
 
@@ -210,7 +210,7 @@ def copy_pianorolls(groups: dict[tuple[str, str], list[Run]], dest: Path) -> lis
         if not runs:
             continue
         for name, data in pngs[id(runs[0])].values():
-            atomic_write_bytes(dest / name, data)
+            atomic_write_bytes(dest / name, data if isinstance(data, bytes) else data.read_bytes())
             shown.append((ctx, m, f"{dest.name}/{name}"))
     return shown
 
