@@ -403,6 +403,7 @@ def test_p2_claims_verdicts(tmp_path: Path) -> None:
                  attention="softmax")
     md = rp.make_report([root], tmp_path / "out").read_text()
     assert "## Claims of P2" in md and "## Claims of P1" not in md
+    assert "mutual information" not in md  # P1's MI table belongs to P1's contexts only
     lines = {ln.split("** — ")[0].lstrip("- *"): ln.split("** — ")[1] for ln in md.splitlines()
              if ln.startswith("- **") and "** — " in ln}
     assert lines["Structure helps: S S-RPE and F-StrIPE beat NoPE and SPE"] == "*reproduced*"

@@ -126,6 +126,7 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         names = ", ".join(sorted({m for _, m in groups}))
         md += [f"No run matches a paper table (methods: {names}).", ""]
 
+    has_p1 = any(c in P1_CONTEXTS and m in P1_METHODS for c, m in groups)
     if mi_rows:
         md += ["## P1 Table I — mutual information content/context (nats)", "",
                # a self-contained report names its own copy, not a path of the machine that made it
@@ -142,7 +143,7 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         if any(c in mi for c in P1_CONTEXTS) and any(c in P1_CONTEXTS for c, _ in groups):
             fig_mi(groups, mi, out_dir / "fig4_mi.png")
             md += ["### Fig. 4 — in-domain performance against MI", "", "![Fig. 4](fig4_mi.png)", ""]
-    else:
+    elif has_p1:  # a P2-only report has no use for P1's MI table
         md += ["## P1 Table I — mutual information", "",
                "No MI table given or found (run `stripes analyze mi --out <dir>/mi`).", ""]
 
@@ -152,7 +153,6 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     else:
         md += ["No 64-bar metrics with `bce_per_position`.", ""]
 
-    has_p1 = any(c in P1_CONTEXTS and m in P1_METHODS for c, m in groups)
     # each paper's claims at the validation-selected binarization (with the threshold-free BCE), then on the
     # binarized metrics again at the fixed 0.5 threshold, the setting of the "(comparable to P1)" tables
     sections = [("P1", "", claims(groups, mi or None))] if has_p1 else []
