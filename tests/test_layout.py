@@ -95,3 +95,5 @@ def test_committed_run_records_are_not_gitignored() -> None:
     assert not ignored("docs/results/p1-table3-cpu/runs/cpu_x/config.json")
     assert ignored("docs/results/p1-table3-cpu/runs/cpu_x/checkpoints/last.pt")
     assert ignored("runs/quick_x/config.json")
+    assert ignored("results/reproduce/cpu/runs/cpu_x/config.json")  # reproduce's default --out
+    assert not ignored("docs/results/p2-table1-cpu/report.md")
