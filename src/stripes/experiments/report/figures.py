@@ -172,11 +172,11 @@ def binarization_summary(runs: Sequence[Run]) -> list[str]:
     return lines
 
 
-def _run_pngs(run: Run, kept: dict[str, bytes]) -> dict[str, tuple[str, Path | bytes]]:
-    """Example folder (``examples_16``) -> (file name in the report, PNG file or bytes): the run's own first
-    PNG of each folder; a run without examples of its own (a committed record) takes the ones an earlier
-    report of it left under its name."""
-    out: dict[str, tuple[str, Path | bytes]] = {}
+def _run_pngs(run: Run, kept: set[str]) -> dict[str, tuple[str, Path | None]]:
+    """Example folder (``examples_16``) -> (file name in the report, PNG to copy): the run's own first PNG of
+    each folder; a run without examples of its own (a committed record) keeps the ones an earlier report
+    of it left under its name (source None: already in place)."""
+    out: dict[str, tuple[str, Path | None]] = {}
     for png in run.pianorolls:
         out.setdefault(png.parent.name, (f"{run.path.name}_{png.parent.name}_{png.name}", png))
     if not out:
@@ -185,33 +185,32 @@ def _run_pngs(run: Run, kept: dict[str, bytes]) -> dict[str, tuple[str, Path | b
             if name.startswith(prefix):
                 # <run>_examples_16_song006_t0.png -> examples_16
                 folder = "_".join(name[len(run.path.name) + 1:].split("_", 2)[:2])
-                out.setdefault(folder, (name, kept[name]))
+                out.setdefault(folder, (name, None))
     return out
 
 
 def copy_pianorolls(groups: dict[tuple[str, str], list[Run]], dest: Path) -> list[tuple[str, str, str]]:
     """Copy the first 16- and 64-bar example PNG of each method's lowest-seed run, for one context (BIN when
     present), into ``dest`` so that the report is self-contained. Returns (context, method, path relative
-    to ``dest.parent``) per copied image. Old PNGs in ``dest`` are removed first, except those of runs whose
+    to ``dest.parent``) per copied image. Old PNGs in ``dest`` are removed, except those of shown runs whose
     folder has no examples (a report remade from its committed records keeps its pianorolls)."""
-    kept = {p.name: p.read_bytes() for p in dest.glob("*.png")} if dest.is_dir() else {}
+    kept = {p.name for p in dest.glob("*.png")} if dest.is_dir() else set()
     pngs = {id(r): _run_pngs(r, kept) for rs in groups.values() for r in rs}
     ctxs = sorted({c for (c, _), rs in groups.items() if any(pngs[id(r)] for r in rs)},
                   key=lambda c: (c != "BIN", c))
-    for name in kept:
-        (dest / name).unlink()
-    if not ctxs:
-        return []
     shown = []
     for (ctx, m), rs in sorted(groups.items()):
-        if ctx != ctxs[0]:
+        if not ctxs or ctx != ctxs[0]:
             continue
         runs = sorted((r for r in rs if pngs[id(r)]), key=lambda r: r.seed)
         if not runs:
             continue
-        for name, data in pngs[id(runs[0])].values():
-            atomic_write_bytes(dest / name, data if isinstance(data, bytes) else data.read_bytes())
+        for name, src in pngs[id(runs[0])].values():
+            if src is not None:
+                atomic_write_bytes(dest / name, src.read_bytes())
             shown.append((ctx, m, f"{dest.name}/{name}"))
+    for name in kept - {rel.split("/", 1)[1] for _, _, rel in shown}:
+        (dest / name).unlink()
     return shown
 
 
