@@ -11,12 +11,19 @@ import sys
 from collections import defaultdict
 
 from stripes.analysis.stats import compare
+from stripes.experiments.report.runs import P2_METHODS
+from stripes.experiments.sweep import load_sweep
 
-LABELS = {("fstripe", "melody+chord+phrase"): "F-StrIPE", ("fstripe", "melody"): "F-StrIPE:M",
-          ("fstripe", "chord"): "F-StrIPE:C", ("fstripe", "phrase"): "F-StrIPE:P",
-          ("fstripe_sff", "melody+chord+phrase"): "F-StrIPE:SFF", ("fstripe_sff", "chord"): "F-StrIPE:SFF:C",
-          ("nope", "time"): "NoPE", ("spe", "time"): "SPE", ("srpe", "melody+chord+phrase"): "S S-RPE"}
-ORDER = list(dict.fromkeys(["NoPE", "S S-RPE", "SPE", *LABELS.values()]))
+
+def row_labels() -> dict[tuple[str, str], str]:
+    """(method, context) as runs.csv spells them -> the P2 row label, from the p2-table1 sweep config."""
+    out = {}
+    for m in load_sweep("p2-table1")["methods"]:
+        ctx = m["context"]
+        out[(m["pe"], "+".join(ctx) if isinstance(ctx, list) else ctx)] = m["label"]
+    return out
+
+
 PAIRS = [("S S-RPE", "NoPE"), ("S S-RPE", "SPE"), ("F-StrIPE", "NoPE"), ("F-StrIPE", "SPE"),
          ("F-StrIPE", "S S-RPE"), ("F-StrIPE", "F-StrIPE:SFF"), ("F-StrIPE:C", "F-StrIPE:SFF:C"),
          ("F-StrIPE:C", "F-StrIPE"), ("F-StrIPE:C", "S S-RPE"), ("NoPE", "F-StrIPE:M"),
@@ -32,15 +39,18 @@ def mean_std(v: list[float], scale: float = 1, nd: int = 2) -> str:
 
 
 def main(path: str) -> None:
+    labels = row_labels()
     by: dict[str, dict[tuple[str, str], list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in csv.DictReader(open(path)):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
         for k in ("test_bce", "onset_f1", "cs", "cs_at_0_5", "ndd_at_0_5", "train_seconds"):
             if r[k]:
-                by[LABELS[(r["method"], r["context"])]][(k, r["bars"])].append(float(r[k]))
+                by[labels[(r["method"], r["context"])]][(k, r["bars"])].append(float(r[k]))
     print("| method | n | test BCE×100, 16 | BCE×100, 64 | onset F1 %, 16 | CS, 16 (val. thr.) | "
           "CS@0.5, 16 | NDD@0.5, 16 | train s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for m in sorted(by, key=ORDER.index):
+    for m in sorted(by, key=P2_METHODS.index):
         d, secs = by[m], by[m][("train_seconds", "16")]
         print(f"| {m} | {len(d[('test_bce', '16')])} | {mean_std(d[('test_bce', '16')], 100)} | "
               f"{mean_std(d[('test_bce', '64')], 100)} | {mean_std(d[('onset_f1', '16')], 100, 1)} | "
