@@ -47,7 +47,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation recipe (P1 §IV-C / P3 code, papers.md §9.2)."""
+    """Optimisation recipe (P1 §IV-C / P3 code, docs/papers.md §9.4)."""
 
     lr: float = 5e-4
     batch_size: int = 8
@@ -81,7 +81,7 @@ class DataConfig:
 
 @dataclass
 class EvalConfig:
-    """Binarization grid (papers.md §9.3) and evaluation limits."""
+    """Binarization grid (docs/papers.md §9.5) and evaluation limits."""
 
     # low thresholds matter: small models put little probability on any one cell (docs/reproduce.md)
     thresholds: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8])

@@ -35,7 +35,7 @@ def test_bundled_sweep_expands_to_valid_configs(name: str, profile: str) -> None
     paper_seeds = 3 if name == "p2-table1" else 5  # P1: 5 seeds, P2: 3 seeds
     if profile == "paper":
         assert seeds == set(range(paper_seeds))
-        assert {s.lr for s in specs} == {1e-4, 5e-4, 1e-3}  # papers.md §9.2 LR grid
+        assert {s.lr for s in specs} == {1e-4, 5e-4, 1e-3}  # docs/papers.md §9.4 LR grid
 
 
 def _rows(name: str) -> set[tuple[str, str]]:

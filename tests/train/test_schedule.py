@@ -1,4 +1,4 @@
-"""Length curriculum and learning-rate schedule (papers.md §9.2)."""
+"""Length curriculum and learning-rate schedule (docs/papers.md §9.4)."""
 
 from __future__ import annotations
 

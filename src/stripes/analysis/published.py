@@ -1,8 +1,8 @@
 """Published results of P1 ("Of All StrIPEs", arXiv v1) and P2 (F-StrIPE, Dec-2024 PDF) as data.
 
-Cells are stored exactly as printed (papers.md §12), e.g. ``"9.1±0.49†"``; :func:`parse_cell` turns one
-into (mean, std, mark). In P1, "∗" / "†" are significance marks (§10.5); in P2, "*" after a std means
-std < 0.05 and "⧹" means the run could not be made (memory). Columns are :data:`COLUMNS`.
+Cells are stored exactly as printed (docs/papers.md §11), e.g. ``"9.1±0.49†"``; :func:`parse_cell` turns one
+into (mean, std, mark). In P1, "∗" / "†" are significance marks (docs/papers.md §10.5); in P2, "*" after a
+std means std < 0.05 and "⧹" means the run could not be made (memory). Columns are :data:`COLUMNS`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""P1's significance marks (papers.md §10.5): two-sided Levene, then Student's or Welch's t-test.
+"""P1's significance marks (docs/papers.md §10.5): two-sided Levene, then Student's or Welch's t-test.
 
 For each metric within a context, the method with the best mean gets
     "*"  when it differs significantly (p < alpha) from the next-best method,

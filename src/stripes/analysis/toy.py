@@ -1,6 +1,6 @@
 """Toy kernel study of P1 §III-E (Fig. 2–3): RoPE, F-StrIPE₁ and RoPEPool on one unit 2-D chunk.
 
-Recipe (papers.md §5.7): N = 5 contexts C_k = kπ/(N+1); P/N points per context with content angle
+Recipe (docs/papers.md §6.6): N = 5 contexts C_k = kπ/(N+1); P/N points per context with content angle
 ψ ~ N(C_k, σ²) and context angle ξ = C_k; the query is the median-ψ point of the middle context; keys
 are ordered by descending ψ (the orientation of P1 Fig. 3); f ∈ linspace(0, 1, 41). Each heat map is
 min–max normalised over the whole map (one normalisation per map, never per row).

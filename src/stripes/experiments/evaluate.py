@@ -1,4 +1,4 @@
-"""Evaluation of a run (papers.md §9.3): one parallel forward pass per test window, sigmoid, binarization.
+"""Evaluation of a run (docs/papers.md §9.5): one parallel forward pass per window, sigmoid, binarization.
 
 The binarization (threshold, or threshold then merge of gaps of <= s ticks) is chosen on the validation
 split at the same window length by the mean per-window criterion (onset F1 by default) over the grid

@@ -1,4 +1,4 @@
-"""Binarization of predicted probabilities (papers.md §9.3; structurePE ``binarization.py``)."""
+"""Binarization of predicted probabilities (docs/papers.md §9.5; structurePE ``binarization.py``)."""
 
 from __future__ import annotations
 

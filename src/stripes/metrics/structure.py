@@ -1,4 +1,4 @@
-"""The four structure metrics of P1/P2 (papers.md §10) and the official structurePE (P3) code variants.
+"""The four structure metrics of P1/P2 (docs/papers.md §10) and the official structurePE (P3) code variants.
 
 All functions take binary pianorolls shaped (T, P) (time-major; 16 ticks per quarter, P = 128 for the
 piano track) and return one float for one window. Scores of several windows are averaged by the caller.
@@ -38,7 +38,7 @@ def half_measure_chroma(roll: np.ndarray, unit: int = HALF_MEASURE) -> np.ndarra
 
 
 def chroma_similarity(pred: np.ndarray, target: np.ndarray, *, skip_empty: bool = False) -> float:
-    """CS = 100 * mean_u cos(c^pred_u, c^tgt_u) over half-measures (papers.md §10.1; same as P3 code).
+    """CS = 100 * mean_u cos(c^pred_u, c^tgt_u) over half-measures (docs/papers.md §10.1; same as P3 code).
 
     A unit where either vector is zero scores 0 (eps 1e-6, as in the official code), so identical rolls
     with silent half-measures score below 100. ``skip_empty=True`` leaves out units where both are
@@ -62,7 +62,7 @@ def ssm(roll: np.ndarray, unit: int = HALF_MEASURE, use_onsets: bool = True) -> 
 
 
 def ssm_distance(pred: np.ndarray, target: np.ndarray, *, scale: float = 50.0) -> float:
-    """SSMD = scale * mean_{u,v} |SSM^tgt - SSM^pred| on half-measure onset chroma (papers.md §10.2).
+    """SSMD = scale * mean_{u,v} |SSM^tgt - SSM^pred| on half-measure onset chroma (docs/papers.md §10.2).
 
     scale 50 maps the [0, 2] entry range to [0, 100] (P1); P2 used 100.
     """
@@ -76,7 +76,7 @@ def grooving_pattern(roll: np.ndarray) -> np.ndarray:
 
 
 def grooving_similarity(pred: np.ndarray, target: np.ndarray) -> float:
-    """GS = 100 * mean_j [1 - XOR(g^pred_j, g^tgt_j)] (papers.md §10.3, Jazz Transformer GS)."""
+    """GS = 100 * mean_j [1 - XOR(g^pred_j, g^tgt_j)] (docs/papers.md §10.3, Jazz Transformer GS)."""
     p, t = check_pair(pred, target, n_pitches=None)
     return float(100.0 * np.mean(grooving_pattern(p) == grooving_pattern(t)))
 
@@ -93,7 +93,7 @@ def note_density(roll: np.ndarray, count: str = "frames") -> np.ndarray:
 
 
 def note_density_distance(pred: np.ndarray, target: np.ndarray, *, count: str = "frames") -> float:
-    """NDD = 100 * mean_{s: n^tgt_s > 0} clip((n^tgt_s - n^pred_s) / n^tgt_s, 0, 1) (papers.md §10.4).
+    """NDD = 100 * mean_{s: n^tgt_s > 0} clip((n^tgt_s - n^pred_s) / n^tgt_s, 0, 1) (docs/papers.md §10.4).
 
     The average percentage of missing pitches per 16th note; over-prediction is not punished.
     An empty target has nothing to miss and gives 0.
@@ -108,7 +108,9 @@ def note_density_distance(pred: np.ndarray, target: np.ndarray, *, count: str = 
 
 
 def note_density_distance_ratio(pred: np.ndarray, target: np.ndarray, *, count: str = "frames") -> float:
-    """Ratio-of-sums NDD variant: 100 * sum_s max(n^tgt_s - n^pred_s, 0) / sum_s n^tgt_s (§13-Q11)."""
+    """Ratio-of-sums NDD variant: 100 * sum_s max(n^tgt_s - n^pred_s, 0) / sum_s n^tgt_s.
+
+    An open point of the papers (docs/papers.md §12.11)."""
     p, t = check_pair(pred, target, n_pitches=None)
     npred, ntgt = note_density(p, count), note_density(t, count)
     total = ntgt.sum()

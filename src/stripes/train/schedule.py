@@ -1,4 +1,4 @@
-"""Learning-rate schedule and sequence-length curriculum (papers.md §9.2)."""
+"""Learning-rate schedule and sequence-length curriculum (docs/papers.md §9.4)."""
 
 from __future__ import annotations
 

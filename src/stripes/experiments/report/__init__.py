@@ -64,7 +64,7 @@ context" of the claims all take the lowest mean validation BCE over seeds (best 
 `log.csv`); no test score chooses anything. Because the selected binarization can differ between runs, the
 tables are also given at a fixed 0.5 threshold, the same for every run. Scores are mean ± sample std over
 seeds; P1's marks: ∗ best vs next-best p < 0.05, † not significant vs next-best but significant vs third-best
-(Levene, then Student's or Welch's two-sided t-test; papers.md §10.5). Bold = best mean in the context.
+(Levene, then Student's or Welch's two-sided t-test; docs/papers.md §10.5). Bold = best mean in the context.
 """
 
 

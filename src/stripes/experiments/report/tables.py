@@ -73,7 +73,7 @@ def plan_tables(groups: dict[tuple[str, str], list[Run]]) -> list[Table]:
         p2.extend((c, m) for c in ctxs)
     if p2:
         tables.append(Table("p2-table1", p2, ["SSMD of our runs is shown ×2 (P2 scales SSMD by 100, "
-                                              "P1 and our metrics by 50; papers.md §10.2)"]))
+                                              "P1 and our metrics by 50; docs/papers.md §10.2)"]))
     return tables
 
 

@@ -183,7 +183,7 @@ def claims(groups: dict[tuple[str, str], list[Run]], mi: dict[str, float] | None
 
 def p2_claims(groups: dict[tuple[str, str], list[Run]], setting: str = "at_selected",
               with_bce: bool = True) -> list[dict[str, Any]]:
-    """P2's claims (papers.md §12.4) with verdicts, on CS of ``setting`` and (``with_bce``) on the
+    """P2's claims (docs/papers.md §11.4) with verdicts, on CS of ``setting`` and (``with_bce``) on the
     threshold-free BCE at 16 bars. Empty when no P2 method was run."""
     by_method: dict[str, list[Run]] = defaultdict(list)
     for (_, m), runs in groups.items():
