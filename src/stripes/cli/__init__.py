@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from stripes import __version__
+from stripes._extras import missing_extra
 from stripes.errors import StripesError
 
 
@@ -34,7 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    _name_commands(parser)
     return parser
+
+
+def _name_commands(parser: argparse.ArgumentParser) -> None:
+    """Each subparser records its full command (``stripes data prepare``) for error messages."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.set_defaults(_command=child.prog)
+                _name_commands(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     except StripesError as exc:
         print(f"stripes: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        missing = missing_extra(exc)
+        if missing is None:
+            raise
+        module, extra = missing
+        command = getattr(args, "_command", parser.prog)
+        hint = f"pip install 'stripes[{extra}]' (missing module '{module}')"
+        print(f"{command} needs the {extra} extra: {hint}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("stripes: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from stripes._extras import missing_extra
 from stripes.errors import StripesError
 
 
@@ -56,6 +57,8 @@ def _run_toy(args: argparse.Namespace) -> int:
     try:
         from stripes.analysis.toy import run_toy_study
     except ImportError as exc:
+        if missing_extra(exc):
+            raise  # stripes.cli.main names the extra to install
         raise StripesError(f"the toy study is not available in this installation ({exc})") from exc
 
     result = run_toy_study(args.out, args.seed)

@@ -21,7 +21,10 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from stripes._extras import require
     from stripes.data.prepare import prepare
+
+    require("symusic")  # before any data check: a missing toolkit is named first
 
     folder = prepare(args.data_root, args.cache_dir, bars=args.bars, test_bars=tuple(args.test_bars),
                      skip_bad=args.skip_bad, songs=args.songs, workers=args.workers, progress=not args.quiet,

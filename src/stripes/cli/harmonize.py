@@ -75,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from stripes._extras import require
     from stripes.apps.harmonize.errors import HarmonizeError
     from stripes.apps.harmonize.pipeline import Options, harmonize_files
 
@@ -100,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         synth=args.synth,
         png=not args.no_png,
     )
+    require("symusic")  # a missing toolkit is one line from stripes.cli.main, not one error per input
+    if not args.no_png:
+        require("matplotlib")
     try:
         results = harmonize_files(inputs, opts, debug=args.debug)
     except Exception:

@@ -13,9 +13,6 @@ but something is expected; recall likewise; F1 is 0 when precision + recall is 0
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
 
 from stripes.errors import DataError
 from stripes.metrics._common import check_pair, onsets
@@ -61,6 +58,9 @@ def _match_count(ref: np.ndarray, est: np.ndarray, tol: int, method: str) -> int
     if not ok.any():
         return 0
     if method == "bipartite":
+        from scipy.sparse import csr_matrix  # scipy (toolkit) in functions: Harmonizer.loss imports metrics
+        from scipy.sparse.csgraph import maximum_bipartite_matching
+
         match = maximum_bipartite_matching(csr_matrix(ok.astype(np.int8)), perm_type="column")
         return int(np.count_nonzero(match >= 0))
     if method == "greedy":
@@ -76,6 +76,8 @@ def _match_count(ref: np.ndarray, est: np.ndarray, tol: int, method: str) -> int
                 n += 1
         return n
     if method == "assignment":  # maximum matching via a min-cost assignment (cross-check of "bipartite")
+        from scipy.optimize import linear_sum_assignment
+
         cost = np.where(ok, 0.0, 1.0)
         r, c = linear_sum_assignment(cost)
         return int(np.count_nonzero(ok[r, c]))
@@ -111,6 +113,9 @@ def onset_prf(
     if len(est) == 0 or len(ref) == 0:
         return prf(0, len(est), len(ref))
     if matching == "bipartite":  # one maximum matching over all pitches at once (block-diagonal graph)
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_bipartite_matching
+
         ri, ei = _candidate_pairs(ref, est, onset_tolerance, p.shape[0] + 2 * onset_tolerance + 1)
         graph = csr_matrix((np.ones(len(ri), dtype=np.int8), (ri, ei)), shape=(len(ref), len(est)))
         n = int(np.count_nonzero(maximum_bipartite_matching(graph, perm_type="column") >= 0))
