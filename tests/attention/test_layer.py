@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from stripes.attention import AttentionLayer, linear_attention, softmax_attention
-from stripes.errors import ConfigError, DataError
+from stripes.errors import ConfigError, DataError, ModelError
 
 
 class RotaryDouble(nn.Module):
@@ -107,9 +107,16 @@ def test_linear_layer_equals_manual_composition():
     q, k, v = _split(layer, x)
     qp, kp = pe(q, k, pos, pos)
     phi = layer.feature_map
-    ref = linear_attention(phi(qp, role="query"), phi(kp, role="key"), v, chunk_size=64)
+    phi_k, log_scale = phi.key_features(kp)
+    ref = linear_attention(phi(qp, role="query"), phi_k, v, chunk_size=64, k_log_scale=log_scale)
     ref = layer.out_proj(ref.reshape(2, 13, 16))
     torch.testing.assert_close(layer(x, pos), ref)
+    # the log-scaled keys are the plain FAVOR+ features phi(k) = exp(w.k - |k|^2/2) / sqrt(M), rescaled
+    # (with eps = 0 the two are the same ratio; eps acts on the rescaled denominator in the stabilised form)
+    phi_q = phi(qp, role="query")
+    plain = linear_attention(phi_q, phi(kp, role=None), v, chunk_size=5, eps=0.0)
+    scaled = linear_attention(phi_q, phi_k, v, chunk_size=5, eps=0.0, k_log_scale=log_scale)
+    torch.testing.assert_close(scaled, plain, rtol=1e-5, atol=1e-6)
 
 
 def test_softmax_layer_with_bias_pe_equals_manual():
@@ -157,12 +164,9 @@ def test_rope_double_shift_invariance_through_the_layer():
     assert not torch.allclose(layer(x, pos * 2.0), layer(x, pos))
 
 
-def test_input_pe_is_not_applied_by_the_layer():
-    layer_in = AttentionLayer(16, 4, pe=InputDouble(), seed=0)
-    layer_none = AttentionLayer(16, 4, pe=None, seed=0)
-    layer_none.load_state_dict(layer_in.state_dict())
-    x, pos = _x()
-    torch.testing.assert_close(layer_in(x, pos), layer_none(x))
+def test_input_pe_is_rejected_with_what_to_do_instead():
+    with pytest.raises(ConfigError, match="input-level PE.*pe.embed"):
+        AttentionLayer(16, 4, pe=InputDouble(), seed=0)
 
 
 @pytest.mark.parametrize("attention", ["linear", "softmax"])
@@ -264,13 +268,13 @@ def test_bad_pe_objects():
 def test_bad_forward_inputs():
     layer = AttentionLayer(16, 4, pe=RotaryDouble(4, 4))
     x, pos = _x()
-    with pytest.raises(ConfigError, match="B, T, 16"):
+    with pytest.raises(ModelError, match="B, T, 16"):
         layer(x[..., :8], pos)
-    with pytest.raises(ConfigError, match="pos"):
+    with pytest.raises(ModelError, match="pos"):
         layer(x)
-    with pytest.raises(ConfigError, match="pos"):
+    with pytest.raises(ModelError, match="pos"):
         layer(x, pos[:, :5])
-    with pytest.raises(ConfigError, match="key_padding_mask"):
+    with pytest.raises(ModelError, match="key_padding_mask"):
         layer(x, pos, key_padding_mask=torch.zeros(2, 21))
 
 

@@ -12,7 +12,7 @@ from stripes.attention import (
     linear_attention_step,
     naive_linear_attention,
 )
-from stripes.errors import ConfigError, StripesError
+from stripes.errors import ConfigError, ModelError, StripesError
 
 
 def _inputs(b=2, t=37, h=3, m=8, dv=5, dtype=torch.float32, seed=0):
@@ -134,17 +134,17 @@ def test_long_sequence_memory_is_not_per_position_state():
 
 def test_bad_inputs_raise_clear_errors():
     q, k, v = _inputs(t=6)
-    with pytest.raises(ConfigError, match="B, T, H, M"):
+    with pytest.raises(ModelError, match="B, T, H, M"):
         linear_attention(q[0], k, v)
-    with pytest.raises(ConfigError, match="agree"):
+    with pytest.raises(ModelError, match="agree"):
         linear_attention(q, k[..., :4], v)
     with pytest.raises(ConfigError, match="chunk_size"):
         linear_attention(q, k, v, chunk_size=0)
-    with pytest.raises(ConfigError, match="key_padding_mask"):
+    with pytest.raises(ModelError, match="key_padding_mask"):
         linear_attention(q, k, v, key_padding_mask=torch.zeros(2, 6))
     with pytest.raises(StripesError, match="as many queries"):
         linear_attention(q[:, :3], k, v)
-    with pytest.raises(ConfigError, match="state"):
+    with pytest.raises(ModelError, match="state"):
         linear_attention_step(q[:, 0], k[:, 0], v[:, 0], init_linear_state(2, 3, 7, 5))
     # non-causal cross attention with Tq != Tk is fine
     out = linear_attention(q[:, :3], k, v, causal=False)

@@ -84,6 +84,16 @@ class FeatureMap(nn.Module):
     def redraw_(self) -> None:
         """Draw new random features now (no-op for deterministic maps)."""
 
+    def key_features(
+        self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Key features for :func:`stripes.attention.linear_attention`: (phi (B, T, H, M), log scale or None).
+
+        The features of key n are ``phi[n] * exp(log_scale[n])``; maps without a log scale return None.
+        Padded keys need no care here: the attention drops them (a select).
+        """
+        return self(x, role="key", key_padding_mask=key_padding_mask), None
+
     def forward(
         self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:  # pragma: no cover
@@ -185,6 +195,27 @@ class FavorFeatureMap(FeatureMap):
                 return False
         self.redraw_()
         return True
+
+    def key_features(
+        self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Causally safe key features: phi (B, T, H, M) with max 1/sqrt(M) per token, and its log scale a.
+
+        The unstabilised FAVOR+ key features are ``phi * exp(a)[..., None]``, a = max_i(w_i.x) - |x|^2/2 per
+        token (B, T, H). :func:`stripes.attention.linear_attention` combines them with a running maximum of a,
+        so no future key sets a past output's stabiliser, and large activations neither overflow nor make
+        rows collapse to zero (the per-token max is detached, as a stabiliser; |x|^2/2 keeps its gradient).
+        """
+        _check_input(x, self.in_dim)
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.to(dtype)
+            w = self.omega.to(dtype) * self.scale
+            u = x @ torch.cat([w, -w], dim=0).T  # (..., M)
+            top = u.detach().amax(dim=-1, keepdim=True)
+            phi = torch.exp(u - (top + 0.5 * math.log(self.out_dim)))
+            log_scale = (top - 0.5 * (self.scale**2) * (x * x).sum(dim=-1, keepdim=True)).squeeze(-1)
+        return phi, log_scale
 
     def forward(
         self, x: torch.Tensor, role: str | None = None, key_padding_mask: torch.Tensor | None = None

@@ -10,8 +10,9 @@ from torch import nn
 
 from stripes.attention.feature_maps import FeatureMap, RedrawPolicy, build_feature_map
 from stripes.attention.linear import linear_attention
+from stripes.attention.masking import check_key_padding_mask, zero_rows
 from stripes.attention.softmax import softmax_attention
-from stripes.errors import ConfigError
+from stripes.errors import ConfigError, ModelError
 
 
 class AttentionLayer(nn.Module):
@@ -23,7 +24,8 @@ class AttentionLayer(nn.Module):
     - kind "bias": ``pe.bias(pos_q, pos_k)`` (B, H, Tq, Tk) is added to the softmax logits (softmax only);
       if ``pe.bias`` has a ``q`` parameter it also gets the projected queries (B, T, H, D); a bias PE
       with ``pe.fold(q, k, pos_q, pos_k) -> (q', k', bias | None)`` (P3 S-RPE) folds it into q and k;
-    - kind "input": handled by the model (added to the input), so the layer applies no PE.
+    - kind "input" (ape, sape) is rejected: add ``pe.embed(pos)`` to the model input instead.
+    The PE must be built with the layer's head_dim = d_model / n_heads and n_heads (checked here).
     ``attention`` is "linear" (feature map + chunked linear attention) or "softmax" (SDPA).
     Temperature: a qk PE's ``q_out . k_out`` approximates the PE-enriched q.k of dimension head_dim (P1 eq.
     (4)), so the temperature is always 1/sqrt(head_dim), never 1/sqrt(out_dim): softmax logits are
@@ -31,6 +33,8 @@ class AttentionLayer(nn.Module):
     ``feature_map_options={"scale": ...}``). ``dropout`` drops attention weights (softmax) or the
     attention output before the output projection (linear, which has no weight matrix).
     ``n_features`` defaults to 2 x the feature map's input dim (FAVOR+); ``redraw``, ``seed`` go to the map.
+    Causal FAVOR+ is stabilised with a running maximum of the keys' log scales (see
+    :func:`stripes.attention.linear_attention`): causal exactly, finite at large activations.
     """
 
     def __init__(
@@ -66,10 +70,25 @@ class AttentionLayer(nn.Module):
         kind = getattr(pe, "kind", None) if pe is not None else None
         if pe is not None and kind not in ("qk", "input", "bias"):
             raise ConfigError(f"pe.kind must be 'qk', 'input' or 'bias', got {kind!r}")
+        if kind == "input":
+            raise ConfigError(
+                f"{type(pe).__name__} is an input-level PE: the layer cannot apply it. Add it to the model "
+                "input instead (x = x + pe.embed(pos), as stripes.models.Harmonizer does) and build the "
+                "layer with pe=None"
+            )
         if kind == "bias" and attention != "softmax":
             raise ConfigError("a bias PE (e.g. srpe) needs attention='softmax' (linear has no logits)")
-        self.pe_kind = kind if kind in ("qk", "bias") else None
-        self.pe = pe if self.pe_kind is not None else None  # input PEs belong to the model
+        if kind in ("qk", "bias"):
+            for attr, want in (("head_dim", self.head_dim), ("n_heads", n_heads)):
+                got = getattr(pe, attr, want)
+                if got != want:
+                    raise ConfigError(
+                        f"the PE was built with {attr}={got} but this layer has {attr}={want} "
+                        f"(d_model={d_model}, n_heads={n_heads}): build it with "
+                        f"build_pe(..., head_dim={self.head_dim}, n_heads={n_heads})"
+                    )
+        self.pe_kind = kind
+        self.pe = pe
         if self.pe_kind == "qk":
             qk_dim = getattr(pe, "out_dim", None)
             if isinstance(qk_dim, bool) or not isinstance(qk_dim, int) or qk_dim < 1:
@@ -107,35 +126,69 @@ class AttentionLayer(nn.Module):
         pos: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x (B, T, d_model), pos (B, T, C) float, key_padding_mask (B, T) bool, True = pad.
+        """Self-attention over a batch of sequences.
 
-        Returns (B, T, d_model).
+        Parameters
+        ----------
+        x : Tensor
+            (B, T, d_model) inputs.
+        pos : Tensor, optional
+            Positions (B, T, C), (1, T, C) or (T, C) (and (B, T) when C = 1), C = ``pe.context_dim``;
+            required when the layer has a PE. Values at padded steps are ignored (replaced by 0).
+        key_padding_mask : Tensor, optional
+            (B, T) bool, True = padding. Padded steps reach no valid output and no gradient, whatever
+            ``x`` and ``pos`` hold there (NaN and inf included); their own outputs are 0, and gradients
+            arriving at them (even NaN) are dropped.
+
+        Returns
+        -------
+        Tensor
+            (B, T, d_model).
         """
-        if x.dim() != 3 or x.shape[-1] != self.d_model:
-            raise ConfigError(f"AttentionLayer expects x (B, T, {self.d_model}), got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model:
+            got = tuple(getattr(x, "shape", ()))
+            raise ModelError(f"AttentionLayer expects x (B, T, {self.d_model}), got {got}")
         b, t, _ = x.shape
-        if self.pe is not None:
-            if pos is None or pos.dim() != 3 or pos.shape[:2] != (b, t):
-                got = None if pos is None else tuple(pos.shape)
-                raise ConfigError(f"this PE needs pos of shape (B, T, C) = ({b}, {t}, C), got {got}")
-        kpm = key_padding_mask
-        if kpm is not None and (kpm.dtype != torch.bool or kpm.shape != (b, t)):
-            raise ConfigError(
-                f"key_padding_mask must be a bool tensor of shape (B, T) = {(b, t)}, "
-                f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
-            )
+        check_key_padding_mask(key_padding_mask, b, t)
+        x = zero_rows(x, key_padding_mask)  # a select: whatever padded rows hold never enters a sum
+        pos = self._positions(pos, b, t, key_padding_mask)
         shape = (b, t, self.n_heads, self.head_dim)
         q = self.q_proj(x).view(shape)
         k = self.k_proj(x).view(shape)
         v = self.v_proj(x).view(shape)
-        if key_padding_mask is not None:  # padded tokens cannot inject inf / NaN into the PE or features
-            k = k.masked_fill(key_padding_mask[:, :, None, None], 0.0)
         if self.pe_kind == "qk":
             q, k = self.pe(q, k, pos, pos)
         out = self._attend(q, k, v, pos, key_padding_mask)
         if self.attention == "linear":
             out = self.drop(out)
-        return self.out_proj(out.reshape(b, t, self.d_model))
+        # padded rows output 0 (a select): a NaN gradient arriving there never reaches the parameters
+        return zero_rows(self.out_proj(out.reshape(b, t, self.d_model)), key_padding_mask)
+
+    def _positions(
+        self, pos: torch.Tensor | None, b: int, t: int, key_padding_mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """pos as (B, T, C) float with padded rows set to 0, or None when the layer has no PE."""
+        if self.pe is None:
+            return pos
+        if pos is None:
+            raise ModelError(
+                f"this layer's PE ({type(self.pe).__name__}) needs positions pos of shape (B, T, C) = "
+                f"({b}, {t}, {getattr(self.pe, 'context_dim', 'C')})"
+            )
+        from stripes.pe.base import check_positions
+
+        context_dim = getattr(self.pe, "context_dim", None)
+        if context_dim is None:  # a duck-typed PE: (B, T, C) of any C
+            if not isinstance(pos, torch.Tensor) or pos.dim() != 3 or pos.shape[:2] != (b, t):
+                got = tuple(pos.shape) if isinstance(pos, torch.Tensor) else type(pos).__name__
+                raise ModelError(f"this PE needs pos of shape (B, T, C) = ({b}, {t}, C), got {got}")
+            context_dim = pos.shape[-1]
+        if isinstance(pos, torch.Tensor) and key_padding_mask is not None and pos.is_floating_point():
+            # sanitise before the PE's check, so only valid rows must be finite
+            if tuple(pos.shape[:2]) == (b, t):
+                pos = zero_rows(pos, key_padding_mask)
+        dtype = pos.dtype if isinstance(pos, torch.Tensor) and pos.is_floating_point() else torch.float32
+        return check_positions(pos, b, t, context_dim, "pos", dtype)
 
     def _attend(
         self,
@@ -159,10 +212,8 @@ class AttentionLayer(nn.Module):
             )
         assert self.feature_map is not None
         self.feature_map.maybe_redraw()
+        phi_k, log_scale = self.feature_map.key_features(k, key_padding_mask)
         return linear_attention(
-            self.feature_map(q, role="query"),
-            self.feature_map(k, role="key", key_padding_mask=key_padding_mask),
-            v,
-            causal=self.causal,
-            chunk_size=self.chunk_size, eps=self.eps, key_padding_mask=key_padding_mask,
+            self.feature_map(q, role="query"), phi_k, v, causal=self.causal, chunk_size=self.chunk_size,
+            eps=self.eps, key_padding_mask=key_padding_mask, k_log_scale=log_scale,
         )

@@ -7,6 +7,21 @@ The causal form is computed by chunks of C positions: within a chunk a masked (C
 a carried state (the exclusive prefix sum of per-chunk k^T v). Memory is O(T (C + M Dv / C)) per (batch, head)
 instead of the O(T M Dv) of a per-position cumulative sum. All sums are accumulated in float32 at least
 (bf16/fp16 inputs and autocast included); the output is cast back to the dtype of ``v``.
+
+Log-scaled keys (``k_log_scale``, what FAVOR+ gives): the key features are phi(k_n) = k_n exp(a_n) with k_n
+of order 1 and a_n (B, T, H) a per-token log scale that may be large. The kernel never forms exp(a_n):
+query m weighs key n by exp(a_n - c_m), c_m = max_{n' <= m} a_n' (a running maximum, so only past keys set
+it), and the carried state is kept at the scale of the last running maximum. Every factor is <= 1, the
+ratio is exactly the unstabilised one (no eps is added to the rescaled denominator, see ``floor_den``), and no
+future key reaches an earlier output, not even through a shared maximum.
+
+Isolation: padded keys and values are replaced by zeros with ``where`` (a select, so NaN or inf there never
+enters a sum), padded rows output 0, and in the causal form a non-finite value of ``v`` is zeroed before
+the chunk products and re-applied (as NaN) only to its own and later outputs, as the masked quadratic
+formula would: a NaN at step n never reaches an output m < n.
+
+Streaming: ``initial_state`` continues from a :class:`LinearAttentionState` and ``return_state`` returns
+the final one, so a sequence split anywhere gives the same outputs and state as one call.
 """
 
 from __future__ import annotations
@@ -14,42 +29,46 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-from stripes.errors import ConfigError
+from stripes.attention.chunked import SEGMENT_TOKENS, causal_segment, causal_segment_scaled, floor_den
+from stripes.attention.masking import check_key_padding_mask, zero_rows
+from stripes.errors import ConfigError, ModelError
 
 
 class LinearAttentionState(NamedTuple):
-    """Causal linear attention state: s (B, H, M, Dv) = sum phi(k) v^T and z (B, H, M) = sum phi(k)."""
+    """Causal linear attention state after some keys (fixed size, whatever their number).
+
+    Attributes
+    ----------
+    s : Tensor
+        (B, H, M, Dv), sum of phi(k_n) v_n^T, at the scale exp(-log_scale).
+    z : Tensor
+        (B, H, M), sum of phi(k_n), at the same scale.
+    log_scale : Tensor or None
+        (B, H), the running maximum of the keys' log scales (-inf before the first key), or None when the
+        keys carry no log scale (elu, relu, identity maps): s and z are then the plain sums.
+    """
 
     s: torch.Tensor
     z: torch.Tensor
+    log_scale: torch.Tensor | None = None
 
 
 def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> None:
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(x, torch.Tensor):
+            raise ModelError(f"linear_attention: {name} must be a tensor, got {type(x).__name__}")
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ConfigError(
+        raise ModelError(
             "linear_attention expects q, k (B, T, H, M) and v (B, T, H, Dv); got shapes "
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
     if k.shape[:3] != v.shape[:3]:
-        raise ConfigError(f"k {tuple(k.shape)} and v {tuple(v.shape)} must agree on (B, T, H)")
+        raise ModelError(f"k {tuple(k.shape)} and v {tuple(v.shape)} must agree on (B, T, H)")
     if q.shape[0] != k.shape[0] or q.shape[2] != k.shape[2] or q.shape[3] != k.shape[3]:
-        raise ConfigError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree on B, H and M")
+        raise ModelError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree on B, H and M")
     if causal and q.shape[1] != k.shape[1]:
-        raise ConfigError(f"causal attention needs as many queries as keys, got {q.shape[1]}, {k.shape[1]}")
-
-
-def _apply_key_padding(k: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
-    if key_padding_mask is None:
-        return k
-    if key_padding_mask.dtype != torch.bool or key_padding_mask.shape != k.shape[:2]:
-        raise ConfigError(
-            f"key_padding_mask must be a bool tensor of shape (B, T) = {tuple(k.shape[:2])}, "
-            f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
-        )
-    # padded keys contribute nothing to S and z
-    return k.masked_fill(key_padding_mask[:, :, None, None], 0.0)
+        raise ModelError(f"causal attention needs as many queries as keys, got {q.shape[1]}, {k.shape[1]}")
 
 
 def _acc_dtype(*tensors: torch.Tensor) -> torch.dtype:
@@ -57,6 +76,27 @@ def _acc_dtype(*tensors: torch.Tensor) -> torch.dtype:
     for t in tensors:
         dtype = torch.promote_types(dtype, t.dtype)
     return dtype
+
+
+def _check_log_scale(a: torch.Tensor | None, k: torch.Tensor) -> None:
+    if a is not None and (not isinstance(a, torch.Tensor) or tuple(a.shape) != tuple(k.shape[:3])):
+        raise ModelError(
+            f"k_log_scale must be a (B, T, H) = {tuple(k.shape[:3])} tensor, got {getattr(a, 'shape', a)!r}"
+        )
+
+
+def _check_state(state: LinearAttentionState, b: int, h: int, m: int, dv: int) -> None:
+    if not isinstance(state, LinearAttentionState):
+        raise ModelError(f"the state must be a LinearAttentionState, got {type(state).__name__}")
+    ok = tuple(state.s.shape) == (b, h, m, dv) and tuple(state.z.shape) == (b, h, m)
+    if state.log_scale is not None:
+        ok = ok and tuple(state.log_scale.shape) == (b, h)
+    if not ok:
+        scale = None if state.log_scale is None else tuple(state.log_scale.shape)
+        raise ModelError(
+            f"state shapes s {tuple(state.s.shape)}, z {tuple(state.z.shape)}, log_scale {scale} do not "
+            f"match (B, H, M, Dv) = {(b, h, m, dv)}"
+        )
 
 
 def linear_attention(
@@ -68,138 +108,155 @@ def linear_attention(
     eps: float = 1e-6,
     key_padding_mask: torch.Tensor | None = None,
     return_state: bool = False,
+    initial_state: LinearAttentionState | None = None,
+    k_log_scale: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, LinearAttentionState]:
-    """Linear attention on feature-mapped q (B, Tq, H, M), k (B, Tk, H, M) and v (B, Tk, H, Dv).
+    """Linear attention on feature-mapped queries and keys (P1 eq. (3)).
 
-    Returns (B, Tq, H, Dv) in v's dtype; with ``return_state`` also the final
-    :class:`LinearAttentionState` (float32 or float64) over all keys, to continue with
-    :func:`linear_attention_step`. ``key_padding_mask`` (B, Tk) bool, True = padding: those keys are ignored.
-    Any T works (the last chunk is zero-padded internally).
+    Parameters
+    ----------
+    q : Tensor
+        (B, Tq, H, M) feature-mapped queries (phi(q) >= 0).
+    k : Tensor
+        (B, Tk, H, M) feature-mapped keys; with ``k_log_scale`` the features are ``k * exp(k_log_scale)``.
+    v : Tensor
+        (B, Tk, H, Dv) values.
+    causal : bool
+        Query m sees keys n <= m (then Tq == Tk).
+    chunk_size : int
+        Positions per chunk of the causal computation (any T works; the last chunk is padded internally).
+    eps : float
+        Added to the denominator (not with log-scaled keys, whose rescaled denominator is only floored at
+        the smallest normal float: the output is then the exact ratio).
+    key_padding_mask : Tensor, optional
+        (B, Tk) bool, True = padding: those keys and values are ignored whatever they hold (NaN included),
+        and those rows output 0.
+    return_state : bool
+        Also return the final :class:`LinearAttentionState` (causal or not), to continue with
+        ``initial_state`` or :func:`linear_attention_step`.
+    initial_state : LinearAttentionState, optional
+        Causal only: the state after the keys seen before this call (streaming / cached generation).
+    k_log_scale : Tensor, optional
+        (B, Tk, H) per-key log scale a_n (FAVOR+'s :meth:`FavorFeatureMap.key_features`): handled with a
+        causal running maximum, so large activations neither overflow nor collapse rows to zero.
+
+    Returns
+    -------
+    Tensor or (Tensor, LinearAttentionState)
+        (B, Tq, H, Dv) in v's dtype; with ``return_state`` also the state (float32 at least).
     """
     _check_qkv(q, k, v, causal)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ConfigError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    b, tk, h, m = k.shape
+    dv = v.shape[-1]
+    check_key_padding_mask(key_padding_mask, b, tk)
+    _check_log_scale(k_log_scale, k)
+    if initial_state is not None:
+        if not causal:
+            raise ConfigError("initial_state continues a causal sequence; it needs causal=True")
+        _check_state(initial_state, b, h, m, dv)
     out_dtype = v.dtype
     acc = _acc_dtype(q, k, v)
+    if initial_state is not None:
+        acc = torch.promote_types(acc, initial_state.s.dtype)
+    state_scaled = initial_state is not None and initial_state.log_scale is not None
+    stabilised = k_log_scale is not None or state_scaled
     with torch.autocast(device_type=q.device.type, enabled=False):
         q, k, v = q.to(acc), k.to(acc), v.to(acc)
-        k = _apply_key_padding(k, key_padding_mask)
+        k, v = zero_rows(k, key_padding_mask), zero_rows(v, key_padding_mask)
+        a = None
+        if stabilised:
+            a = k.new_zeros(k.shape[:3]) if k_log_scale is None else k_log_scale.to(acc)
+            if key_padding_mask is not None:
+                a = torch.where(key_padding_mask[:, :, None], float("-inf"), a)
         if causal:
-            out, state = _causal_chunked(q, k, v, chunk_size, eps)
+            # a non-finite v_n reaches outputs m >= n only: zero it for the products, re-apply it after
+            bad = ~torch.isfinite(v)
+            v = torch.where(bad, 0.0, v)
+            poisoned = torch.cumsum(bad, dim=1, dtype=torch.int32) > 0
+            out, state = _causal_chunked(q, k, v, a, chunk_size, eps, initial_state)
+            out = torch.where(poisoned, float("nan"), out)
         else:
-            s = torch.einsum("bthm,bthd->bhmd", k, v)  # S = sum_n phi(k_n) v_n^T (same formula)
-            z = k.sum(dim=1)  # (B, H, M)
-            num = torch.einsum("bthm,bhmd->bthd", q, s)
-            den = torch.einsum("bthm,bhm->bth", q, z)
-            out = num / (den.unsqueeze(-1) + eps)
-            state = LinearAttentionState(s, z)
+            out, state = _non_causal(q, k, v, a, eps)
+        out = zero_rows(out, key_padding_mask) if q.shape[1] == tk else out
     out = out.to(out_dtype)
     return (out, state) if return_state else out
 
 
-def _chunks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
-    """(B, T, H, X) -> (B, H, n, C, X), zero-padding T up to n * C at the end."""
-    b, t, h, d = x.shape
-    if n * c != t:
-        x = F.pad(x, (0, 0, 0, 0, 0, n * c - t))
-    return x.view(b, n, c, h, d).permute(0, 3, 1, 2, 4)
-
-
-# Tokens per segment of the causal computation. Whole-sequence intermediates of 30+ MiB are served by fresh
-# mmap'd pages on every allocation (glibc's mmap threshold tops out at 32 MiB), whose page faults made T=16384
-# cost 9x T=4096 instead of 4x; 1024-token segments keep every temporary small enough to be reused.
-SEGMENT_TOKENS = 1024
+def _non_causal(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor | None, eps: float
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    c = None
+    if a is not None:  # one constant per (batch, head): the largest log scale of the valid keys
+        c = a.detach().amax(dim=1)  # (B, H)
+        c_safe = torch.where(torch.isfinite(c), c, 0.0)
+        k = k * torch.exp(a - c_safe[:, None]).unsqueeze(-1)
+    s = torch.einsum("bthm,bthd->bhmd", k, v)  # S = sum_n phi(k_n) v_n^T (same formula)
+    z = k.sum(dim=1)  # (B, H, M)
+    num = torch.einsum("bthm,bhmd->bthd", q, s)
+    den = torch.einsum("bthm,bhm->bth", q, z)
+    den = den.unsqueeze(-1)
+    return num / (floor_den(den) if a is not None else den + eps), LinearAttentionState(s, z, c)
 
 
 def _causal_chunked(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, chunk: int, eps: float
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    a: torch.Tensor | None,
+    chunk: int,
+    eps: float,
+    initial: LinearAttentionState | None,
 ) -> tuple[torch.Tensor, LinearAttentionState]:
-    """Causal chunked linear attention, segment by segment (the state carried across segments)."""
+    """Causal chunked linear attention, segment by segment (the state carried across segments).
+
+    ``a`` (B, T, H) log scales of the keys (-inf at pads) or None. The carried state is [S | z]
+    (B, H, M, Dv + 1) and, with log scales, its reference c (B, H) (-inf before any key).
+    """
     t = q.shape[1]
+    dv = v.shape[-1]
     c = min(chunk, t)
     seg = max(c, (SEGMENT_TOKENS // c) * c)
+    state: torch.Tensor | None = None
+    ref: torch.Tensor | None = None
+    if initial is not None:
+        state = torch.cat([initial.s, initial.z.unsqueeze(-1)], dim=-1).to(q.dtype)
+        if a is not None:
+            ref = (
+                initial.log_scale.to(q.dtype)
+                if initial.log_scale is not None
+                else q.new_zeros(initial.z.shape[:2])
+            )
+    if a is not None and ref is None:
+        ref = q.new_full((q.shape[0], q.shape[2]), float("-inf"))
     if t <= seg:
-        out, final = _causal_segment(q, k, v, c, eps, None)
-    else:
-        outs, final = [], None
-        # split (not slicing): its backward concatenates once instead of padding every piece to full length
-        for qs, ks, vs in zip(q.split(seg, dim=1), k.split(seg, dim=1), v.split(seg, dim=1)):
-            o, final = _causal_segment(qs, ks, vs, c, eps, final)
-            outs.append(o)
-        out = torch.cat(outs, dim=1)
-    dv = v.shape[-1]
-    return out, LinearAttentionState(final[..., :dv], final[..., dv])
-
-
-def _causal_segment(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c: int, eps: float, init: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One segment: returns out (B, T, H, Dv) and the state [S | z] (B, H, M, Dv + 1) after it.
-
-    ``init`` (B, H, M, Dv + 1) is the state [S | z] entering the segment (None = zeros).
-    """
-    b, t, h, m = q.shape
-    dv = v.shape[-1]
-    c = min(c, t)
-    n = -(-t // c)
-    qc, kc = _chunks(q, n, c), _chunks(k, n, c)
-    # v with a column of ones: phi(q)^T z rides along as the last column of every product below
-    vc = _chunks(torch.cat([v, v.new_ones(b, t, h, 1)], dim=-1), n, c)  # (B, H, n, C, Dv + 1)
-    # per-chunk sums [sum phi(k) v^T | sum phi(k)] and their exclusive prefix: the state entering each chunk
-    kv = kc.transpose(-1, -2) @ vc  # (B, H, n, M, Dv + 1)
-    s_prev = _ExclusivePrefixSum.apply(kv)
-    if init is not None:
-        s_prev = s_prev + init.unsqueeze(2)
-    # intra-chunk: lower-triangular (C, C) scores, n <= m inside the chunk
-    tril = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
-    scores = (qc @ kc.transpose(-1, -2)).masked_fill(~tril, 0.0)  # (B, H, n, C, C)
-    # P1 eq. (3), causal: out_m = phi(q_m)^T S_m / (phi(q_m)^T z_m + eps)
-    num = scores @ vc + qc @ s_prev  # (B, H, n, C, Dv + 1)
-    out = num[..., :dv] / (num[..., dv:] + eps)
-    out = out.permute(0, 2, 3, 1, 4).reshape(b, n * c, h, dv)[:, :t]
-    final = s_prev[:, :, -1] + kv[:, :, -1]  # (B, H, M, Dv + 1)
-    return out, final
-
-
-def _exclusive_scan(x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-    """out[:, :, i] = sum of x[:, :, j] for j < i (j > i if reverse), x (B, H, n, ...).
-
-    A loop of in-place adds over the n chunks: several times faster on CPU than ``cumsum`` along a
-    non-innermost dim (which is what makes small chunk sizes slow), and it allocates only the output.
-    """
-    out = torch.empty_like(x)
-    n = x.shape[2]
-    idx = range(n - 1, -1, -1) if reverse else range(n)
-    prev = None
-    for i in idx:
-        if prev is None:
-            out[:, :, i].zero_()
+        pieces = [(q, k, v, a)]
+    else:  # split (not slicing): its backward concatenates once instead of padding every piece to full length
+        aa = a.split(seg, dim=1) if a is not None else [None] * (-(-t // seg))
+        pieces = list(zip(q.split(seg, dim=1), k.split(seg, dim=1), v.split(seg, dim=1), aa))
+    outs = []
+    for qs, ks, vs, as_ in pieces:
+        if as_ is None:
+            o, state = causal_segment(qs, ks, vs, c, eps, state)
         else:
-            torch.add(out[:, :, prev], x[:, :, prev], out=out[:, :, i])
-        prev = i
-    return out
-
-
-class _ExclusivePrefixSum(torch.autograd.Function):
-    """Exclusive prefix sum over dim 2 (chunks); its gradient is the reversed exclusive prefix sum."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return _exclusive_scan(x.contiguous())
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return _exclusive_scan(grad.contiguous(), reverse=True)
+            assert ref is not None
+            o, state, ref = causal_segment_scaled(qs, ks, vs, as_, c, eps, state, ref)
+        outs.append(o)
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+    assert state is not None
+    return out, LinearAttentionState(state[..., :dv], state[..., dv], ref)
 
 
 def init_linear_state(
     batch: int, n_heads: int, n_features: int, v_dim: int, device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype = torch.float32, log_scaled: bool = False,
 ) -> LinearAttentionState:
-    """Empty state: s (B, H, M, Dv) and z (B, H, M) of zeros."""
+    """Empty state: s (B, H, M, Dv) and z (B, H, M) of zeros; with ``log_scaled`` a log_scale of -inf."""
     return LinearAttentionState(
         torch.zeros(batch, n_heads, n_features, v_dim, device=device, dtype=dtype),
         torch.zeros(batch, n_heads, n_features, device=device, dtype=dtype),
+        torch.full((batch, n_heads), float("-inf"), device=device, dtype=dtype) if log_scaled else None,
     )
 
 
@@ -209,33 +266,58 @@ def linear_attention_step(
     v: torch.Tensor,
     state: LinearAttentionState | None = None,
     eps: float = 1e-6,
+    k_log_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, LinearAttentionState]:
-    """One causal step: feature-mapped q, k (B, H, M) and v (B, H, Dv) of the new position.
+    """One causal step of :func:`linear_attention`, in O(1) time and memory.
 
-    Adds phi(k) v^T to the state, then attends: returns (out (B, H, Dv) in v's dtype, new state). The state
-    (float32 at least) is not modified in place; ``state=None`` starts from zeros. Feeding positions one by
-    one reproduces :func:`linear_attention` with ``causal=True``.
+    Parameters
+    ----------
+    q, k : Tensor
+        (B, H, M) feature-mapped query and key of the new position.
+    v : Tensor
+        (B, H, Dv) its value.
+    state : LinearAttentionState, optional
+        The state after the previous positions (None: start from zeros). Not modified in place.
+    eps : float
+        Added to the denominator.
+    k_log_scale : Tensor, optional
+        (B, H) the key's log scale (FAVOR+), see :func:`linear_attention`.
+
+    Returns
+    -------
+    (Tensor, LinearAttentionState)
+        out (B, H, Dv) in v's dtype, and the new state (float32 at least). Feeding positions one by one
+        reproduces :func:`linear_attention` with ``causal=True``.
     """
     if q.dim() != 3 or k.dim() != 3 or v.dim() != 3 or q.shape != k.shape or v.shape[:2] != q.shape[:2]:
-        raise ConfigError(
+        raise ModelError(
             "linear_attention_step expects q, k (B, H, M) and v (B, H, Dv); got shapes "
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
+    b, h, m = q.shape
+    if k_log_scale is not None and tuple(k_log_scale.shape) != (b, h):
+        raise ModelError(f"k_log_scale must be (B, H) = {(b, h)}, got {tuple(k_log_scale.shape)}")
     out_dtype = v.dtype
     acc = _acc_dtype(q, k, v)
+    scaled = k_log_scale is not None or (state is not None and state.log_scale is not None)
     if state is None:
-        state = init_linear_state(q.shape[0], q.shape[1], q.shape[2], v.shape[2], q.device, acc)
-    if state.s.shape != (*q.shape, v.shape[2]) or state.z.shape != q.shape:
-        raise ConfigError(
-            f"state shapes {tuple(state.s.shape)}, {tuple(state.z.shape)} do not match q {tuple(q.shape)} "
-            f"and v {tuple(v.shape)}"
-        )
+        state = init_linear_state(b, h, m, v.shape[2], q.device, acc, log_scaled=scaled)
+    _check_state(state, b, h, m, v.shape[2])
     acc = torch.promote_types(acc, state.s.dtype)
     with torch.autocast(device_type=q.device.type, enabled=False):
         q, k, v = q.to(acc), k.to(acc), v.to(acc)
-        s = state.s.to(acc) + k.unsqueeze(-1) * v.unsqueeze(-2)  # S_m = S_{m-1} + phi(k_m) v_m^T
-        z = state.z.to(acc) + k
+        s, z, c = state.s.to(acc), state.z.to(acc), None
+        if scaled:
+            a = k.new_zeros(b, h) if k_log_scale is None else k_log_scale.to(acc)
+            old = state.log_scale.to(acc) if state.log_scale is not None else k.new_zeros(b, h)
+            c = torch.maximum(old, a)
+            c_safe = torch.where(torch.isfinite(c), c, 0.0)
+            keep = torch.exp((torch.where(torch.isfinite(old), old, 0.0) - c_safe).clamp(max=0.0))
+            s, z = s * keep[..., None, None], z * keep[..., None]
+            k = k * torch.exp(a - c_safe).unsqueeze(-1)
+        s = s + k.unsqueeze(-1) * v.unsqueeze(-2)  # S_m = S_{m-1} + phi(k_m) v_m^T
+        z = z + k
         num = (q.unsqueeze(-1) * s).sum(dim=-2)
         den = (q * z).sum(dim=-1, keepdim=True)
-        out = num / (den + eps)
-    return out.to(out_dtype), LinearAttentionState(s, z)
+        out = num / (floor_den(den) if scaled else den + eps)
+    return out.to(out_dtype), LinearAttentionState(s, z, c)

@@ -24,13 +24,17 @@ def naive_linear_attention(
     causal: bool = True,
     eps: float = 1e-6,
     key_padding_mask: torch.Tensor | None = None,
+    k_log_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Masked quadratic linear attention: A = phi(q) phi(k)^T (B, H, Tq, Tk), out = A v / (A 1 + eps).
 
     # P1 eq. (3), P2 eq. (2): out_m = Σ_{n<=m} (phi(q_m)·phi(k_n)) v_n / (Σ_{n<=m} phi(q_m)·phi(k_n) + eps)
     q, k (B, T, H, M) already feature-mapped, v (B, T, H, Dv) -> (B, Tq, H, Dv), in the inputs' dtype.
-    ``key_padding_mask`` (B, Tk) bool, True = padding (those keys are dropped).
+    ``key_padding_mask`` (B, Tk) bool, True = padding (those keys are dropped and, when Tq == Tk, those rows
+    output 0). ``k_log_scale`` (B, Tk, H): the keys are k * exp(k_log_scale) (evaluated as is: use float64).
     """
+    if k_log_scale is not None:
+        k = k * torch.exp(k_log_scale).unsqueeze(-1)
     a = torch.einsum("bthm,bshm->bhts", q, k)
     if causal:
         a = a.masked_fill(~_causal_mask(q.shape[1], k.shape[1], q.device), 0.0)
@@ -38,7 +42,10 @@ def naive_linear_attention(
         a = a.masked_fill(key_padding_mask[:, None, None, :], 0.0)
     num = torch.einsum("bhts,bshd->bthd", a, v)
     den = a.sum(dim=-1).transpose(1, 2).unsqueeze(-1)
-    return num / (den + eps)
+    out = num / (den + eps)
+    if key_padding_mask is not None and q.shape[1] == k.shape[1]:
+        out = out.masked_fill(key_padding_mask[:, :, None, None], 0.0)
+    return out
 
 
 def cumsum_linear_attention(
@@ -67,7 +74,8 @@ def naive_softmax_attention(
     """Explicit softmax attention (P1 eq. (1)-(2)): softmax(q k^T * scale + bias, masked) v.
 
     q, k (B, T, H, D), v (B, T, H, Dv); bias broadcastable to (B, H, Tq, Tk); scale defaults to 1/sqrt(D).
-    Queries that see no key get 0 (as :func:`stripes.attention.softmax_attention`).
+    Queries that see no key, and padded rows when Tq == Tk, get 0 (as
+    :func:`stripes.attention.softmax_attention`).
     """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     logits = torch.einsum("bthd,bshd->bhts", q, k) * scale
@@ -80,4 +88,7 @@ def naive_softmax_attention(
     if key_padding_mask is not None:
         allowed = allowed & ~key_padding_mask[:, None, None, :]
     w = logits.masked_fill(~allowed, float("-inf")).softmax(dim=-1).nan_to_num(0.0)
-    return torch.einsum("bhts,bshd->bthd", w, v)
+    out = torch.einsum("bhts,bshd->bthd", w, v)
+    if key_padding_mask is not None and q.shape[1] == k.shape[1]:
+        out = out.masked_fill(key_padding_mask[:, :, None, None], 0.0)
+    return out

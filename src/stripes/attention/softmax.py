@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from stripes.errors import ConfigError
+from stripes.attention.masking import check_key_padding_mask, zero_rows
+from stripes.errors import ModelError
 
 # Query block of the CPU training path (causal + attention dropout), see causal_blocks_attention.
 DROPOUT_BLOCK = 128
@@ -66,20 +67,51 @@ def softmax_attention(
     is added to the logits (S-RPE); ``key_padding_mask`` (B, Tk) bool, True = padding. Queries that see no
     key at all (every visible key padded) get a zero output instead of NaN. Causal attention with dropout on
     CPU runs block by block (``causal_blocks_attention``): the same distribution, about half the work.
+
+    Isolation: padded keys and values are replaced by zeros with ``where`` before any product (a NaN or inf
+    there never reaches an output), padded rows output 0 (when Tq == Tk), and in the causal form a
+    non-finite k_n or v_n is zeroed for the products and re-applied (as NaN) to outputs m >= n only, as the
+    explicit formula gives: a future step never reaches an earlier output.
     """
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ConfigError(
+        raise ModelError(
             "softmax_attention expects q, k (B, T, H, D) and v (B, T, H, Dv); got shapes "
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
     b, tq, h, d = q.shape
     tk = k.shape[1]
     if k.shape[0] != b or k.shape[2] != h or k.shape[3] != d or v.shape[:3] != k.shape[:3]:
-        raise ConfigError(
+        raise ModelError(
             f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} disagree on batch, heads or dims"
         )
     if causal and tq != tk:
-        raise ConfigError(f"causal attention needs as many queries as keys, got {tq} and {tk}")
+        raise ModelError(f"causal attention needs as many queries as keys, got {tq} and {tk}")
+    check_key_padding_mask(key_padding_mask, b, tk)
+    k, v = zero_rows(k, key_padding_mask), zero_rows(v, key_padding_mask)
+    poisoned = None
+    if causal:  # a non-finite k_n (every channel) or v_n (its channel) reaches outputs m >= n only
+        bad_k, bad_v = ~torch.isfinite(k), ~torch.isfinite(v)
+        k, v = torch.where(bad_k, 0.0, k), torch.where(bad_v, 0.0, v)
+        bad = bad_v | bad_k.any(dim=-1, keepdim=True)
+        poisoned = torch.cumsum(bad, dim=1, dtype=torch.int32) > 0
+    out = _softmax_core(q, k, v, causal, bias, key_padding_mask, dropout_p, scale)
+    if poisoned is not None:
+        out = torch.where(poisoned, float("nan"), out)
+    return zero_rows(out, key_padding_mask) if tq == tk else out
+
+
+def _softmax_core(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool,
+    bias: torch.Tensor | None,
+    key_padding_mask: torch.Tensor | None,
+    dropout_p: float,
+    scale: float | None,
+) -> torch.Tensor:
+    b, tq, h, d = q.shape
+    tk = k.shape[1]
     qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
     blocks = _use_blocks(q, causal, dropout_p)
     if bias is None and key_padding_mask is None:
@@ -95,11 +127,6 @@ def softmax_attention(
     if causal:
         allowed = allowed.tril()
     if key_padding_mask is not None:
-        if key_padding_mask.dtype != torch.bool or key_padding_mask.shape != (b, tk):
-            raise ConfigError(
-                f"key_padding_mask must be a bool tensor of shape (B, Tk) = {(b, tk)}, "
-                f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
-            )
         allowed = allowed & ~key_padding_mask[:, None, None, :]
     dtype = qh.dtype
     if bias is not None:
@@ -109,7 +136,7 @@ def softmax_attention(
             or bias.shape[1] not in (1, h)
             or bias.shape[2:] != (tq, tk)
         ):
-            raise ConfigError(f"bias must have shape (B or 1, H or 1, {tq}, {tk}), got {tuple(bias.shape)}")
+            raise ModelError(f"bias must have shape (B or 1, H or 1, {tq}, {tk}), got {tuple(bias.shape)}")
         mask = bias.to(dtype).masked_fill(~allowed, float("-inf"))
     else:
         mask = torch.zeros(allowed.shape, dtype=dtype, device=q.device).masked_fill(~allowed, float("-inf"))

@@ -1,4 +1,4 @@
-"""The harmonization model of P1/P2 (papers.md §9.1): a post-LN causal transformer encoder.
+"""The harmonization model of P1/P2 (docs/papers.md §9.3): a post-LN causal transformer encoder.
 
 x (B, T, 256) melody+bridge -> Linear(256, d) [+ input-level PE] -> L x EncoderBlock -> Linear(d, 128)
 logits for the piano roll. Every block holds an :class:`stripes.attention.AttentionLayer` with its own

@@ -14,11 +14,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from torch import nn
-
 from stripes.errors import ConfigError
 from stripes.pe.ape import APE, SAPE
-from stripes.pe.base import PEInputError, QKPositionalEncoding
+from stripes.pe.base import PEInputError, PETypeError, PositionalEncoding, QKPositionalEncoding, as_positions
 from stripes.pe.fstripe import FStripe, rff_kernel, rff_pooled_scores, rff_scores
 from stripes.pe.fstripe1 import FStripe1, fstripe1_kernel, fstripe1_pooled_kernel
 from stripes.pe.nope import NoPE
@@ -27,7 +25,7 @@ from stripes.pe.ropepool import RoPEPool, ropepool_kernel
 from stripes.pe.sff import SPE, FStripeSFF
 from stripes.pe.srpe import SRPE
 
-_REGISTRY: dict[str, type[nn.Module]] = {
+_REGISTRY: dict[str, type[PositionalEncoding]] = {
     "nope": NoPE,
     "rope": RoPE,
     "ropepool": RoPEPool,
@@ -50,7 +48,10 @@ __all__ = [
     "FStripeSFF",
     "NoPE",
     "PEInputError",
+    "PETypeError",
+    "PositionalEncoding",
     "QKPositionalEncoding",
+    "as_positions",
     "RoPE",
     "RoPEPool",
     "build_pe",
@@ -78,8 +79,29 @@ def build_pe(
     context_dim: int = 1,
     d_model: int | None = None,
     **options: Any,
-) -> nn.Module:
-    """Build the PE ``name``; unknown names or options raise ConfigError.
+) -> PositionalEncoding:
+    """Build the positional encoding ``name``; unknown names or options raise ConfigError.
+
+    Parameters
+    ----------
+    name : str
+        A registered name (``stripes pe list``): nope, rope, ropepool, fstripe1, fstripe, fstripe_sff,
+        spe, ape, sape, srpe, or the aliases rope_a, rope_b, rope_c. Note: ``"rope"`` is variant C
+        (learnable per-head frequencies, P1's best); textbook RoPE with fixed frequencies is ``"rope_a"``.
+    head_dim, n_heads : int
+        D and H of the attention the PE serves (must match the layer: d_model / n_heads).
+    context_dim : int
+        C, the width of the positions (1 for TIME/REP/KEY, 12 for BIN chroma).
+    d_model : int, optional
+        Model width, needed by input-level PEs (ape, sape) and srpe.
+    **options
+        The PE's own options (``stripes pe list`` shows them with their defaults).
+
+    Returns
+    -------
+    PositionalEncoding
+        ``pe.kind`` says how to use it: "qk" (``pe(q, k, pos)`` and ``pe.out_dim``), "input"
+        (``pe.embed(pos)`` added to the model input) or "bias" (``pe.bias(pos_q, pos_k)``, softmax only).
 
     RoPE variants may also be named ``rope_a``, ``rope_b``, ``rope_c`` (same as ``rope`` with ``variant=``).
     """

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from stripes.errors import ConfigError
-from stripes.pe.base import PEInputError, check_positions, compute_dtype
+from stripes.pe.base import PEInputError, PositionalEncoding, check_positions, compute_dtype
 
 P3_BASES = (7920.0, 9919.0, 10001.0, 11339.0)  # P3's order: melody, tempo, chord, sections
-# P3's base per label (papers.md §11); our contexts have no tempo column. Other contexts: Vaswani's 10000.
+# P3's base per label (docs/papers.md §7); our contexts have no tempo column. Other contexts: Vaswani's 10000.
 P3_BASE_BY_CONTEXT = {"melody": 7920.0, "tempo": 9919.0, "chord": 10001.0, "phrase": 11339.0}
 
 
@@ -66,7 +66,7 @@ def resolve_bases(bases: Sequence[float] | None, context_dim: int) -> list[float
     return bases
 
 
-class InputPositionalEncoding(nn.Module):
+class InputPositionalEncoding(PositionalEncoding):
     """Base class of input-level PEs."""
 
     kind = "input"
@@ -93,31 +93,86 @@ class InputPositionalEncoding(nn.Module):
 
 
 class APE(InputPositionalEncoding):
-    """Sinusoidal absolute PE of the step index: pos (B, T, C) → (B, T, d_model)."""
+    """Sinusoidal absolute PE (Vaswani et al. 2017) of the step index: pos (B, T, C) → (B, T, d_model).
+
+    Input-level (``kind == "input"``): the model adds ``pe.embed(pos)`` to its input projection, so it
+    works with any attention. The label values are ignored; only the step index t = 0..T−1 is encoded,
+    PE[t, 2i] = sin(t·base^(−2i/d)), PE[t, 2i+1] = cos(t·base^(−2i/d)). See docs/pe.md.
+
+    Parameters
+    ----------
+    d_model : int
+        Model width d (≥ 2), the width of the embedding; required.
+    context_dim : int, default 1
+        C, the width of the positions it is given (checked, otherwise unused).
+    base : float, default 10000.0
+        Base of the sinusoid frequencies.
+    """
 
     description = "APE (Vaswani): sinusoidal embedding of the step index added to the input"
 
     def __init__(self, d_model: int, context_dim: int = 1, base: float = 10000.0) -> None:
+        """Build the APE; the parameters are described in the class docstring."""
         super().__init__(check_d_model(d_model, "ape"), context_dim)
         self.register_buffer("omega", vaswani_frequencies(d_model, float(base)).float(), persistent=False)
 
     def embed(self, pos: Tensor) -> Tensor:
+        """The sinusoidal table of the step index, repeated over the batch.
+
+        Parameters
+        ----------
+        pos : Tensor
+            Positions (B, T, C) (or (B, T) when C = 1); only its shape is used.
+
+        Returns
+        -------
+        Tensor
+            Embedding (B, T, d_model), to add to the input projection.
+        """
         pos = self._check(pos)
         t = torch.arange(pos.shape[1], device=pos.device, dtype=pos.dtype)
         return sinusoid(t, self.omega).unsqueeze(0).expand(pos.shape[0], -1, -1)
 
 
 class SAPE(InputPositionalEncoding):
-    """P3 S S-APE: Σ_c Sin_{base_c}(label_c), pos (B, T, C) → (B, T, d_model)."""
+    """P3's sinusoidal structure APE (S S-APE): Σ_c Sin_{base_c}(label_c), pos (B, T, C) → (B, T, d_model).
+
+    Input-level (``kind == "input"``): the model adds ``pe.embed(pos)`` to its input projection. Each
+    context column c gets P3's sinusoid (``create_angles``: ω_j = base_c^(−2⌊(j+1)/2⌋/d), sin for even j,
+    cos for odd j) of its label value. See docs/pe.md and docs/papers.md §7.
+
+    Parameters
+    ----------
+    d_model : int
+        Model width d (≥ 2), the width of the embedding; required.
+    context_dim : int, default 1
+        C, the number of label columns.
+    bases : sequence of float or None, default None
+        One base (> 1) per column. ``None`` cycles P3's four bases (7920, 9919, 10001, 11339); a run
+        config fills in P3's base of each context by name (:func:`p3_bases`).
+    """
 
     description = "S-APE (P3): sum of sinusoidal embeddings of the structure labels added to the input"
 
     def __init__(self, d_model: int, context_dim: int = 1, bases: Sequence[float] | None = None) -> None:
+        """Build the SAPE; the parameters are described in the class docstring."""
         super().__init__(check_d_model(d_model, "sape"), context_dim)
         self.bases = tuple(resolve_bases(bases, context_dim))
         omegas = torch.stack([p3_frequencies(d_model, b) for b in self.bases])
         self.register_buffer("omegas", omegas.float(), persistent=False)  # (C, d_model)
 
     def embed(self, pos: Tensor) -> Tensor:
+        """Sum over the columns of the sinusoidal embedding of each label.
+
+        Parameters
+        ----------
+        pos : Tensor
+            Positions (B, T, C) (or (B, T) when C = 1); label values, used as they are.
+
+        Returns
+        -------
+        Tensor
+            Embedding (B, T, d_model), to add to the input projection.
+        """
         pos = self._check(pos)
         return sum(sinusoid(pos[..., c], self.omegas[c]) for c in range(self.context_dim))

@@ -13,19 +13,36 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from stripes.errors import ConfigError
+from stripes.pe.base import as_positions
 
 TWO_PI = 2.0 * math.pi
 
 
 def angles(pos: Tensor, freqs: Tensor) -> Tensor:
-    """pos (B, T, C), freqs (H, U, C) → theta (B, T, H, U) = Σ_c freqs[h, u, c] pos[b, t, c]."""
+    """pos (B, T, C), freqs (H, U, C) → theta (B, T, H, U) = Σ_c freqs[h, u, c] pos[b, t, c].
+
+    pos may also be (T, C) (one sequence) or (B, T) when C = 1; a C that differs from freqs' raises.
+    """
+    pos = as_positions(pos, freqs.shape[-1], check_finite=False)
     return torch.einsum("btc,huc->bthu", pos, freqs.to(pos.dtype))
 
 
 def rotate_pairs(x: Tensor, theta: Tensor) -> Tensor:
-    """Rotate interleaved pairs (2d, 2d+1) of x (B, T, H, D) by theta (B, T, H, D/2).
+    """Rotate interleaved pairs (2d, 2d+1) of x by theta (the RoPE rotation).
 
     # P1 eq. (22): h(a) = [a_{2d} cos θ − a_{2d+1} sin θ, a_{2d+1} cos θ + a_{2d} sin θ]
+
+    Parameters
+    ----------
+    x : Tensor
+        (B, T, H, D), D even.
+    theta : Tensor
+        Angles (B, T, H, D/2), one per pair.
+
+    Returns
+    -------
+    Tensor
+        The rotated x, (B, T, H, D), pairs still interleaved.
     """
     x1, x2 = x[..., 0::2], x[..., 1::2]
     cos, sin = torch.cos(theta), torch.sin(theta)
@@ -52,6 +69,7 @@ def geometric_frequencies(n_heads: int, n_units: int, base: float, per_head: boo
 
 def fourier_phase(pos: Tensor, freqs: Tensor, offsets: Tensor | None = None) -> Tensor:
     """pos (B, T, C), freqs (H, D, N, C) cycles per unit, offsets (H, D, N) → 2π F p + θ, (B, T, H, D, N)."""
+    pos = as_positions(pos, freqs.shape[-1], check_finite=False)
     phase = TWO_PI * torch.einsum("btc,hdnc->bthdn", pos, freqs.to(pos.dtype))
     if offsets is not None:
         phase = phase + offsets.to(pos.dtype)

@@ -23,7 +23,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from stripes.pe.fourier import TWO_PI, fill_code, phase_matrix
+from stripes.pe.fourier import TWO_PI, fill_code, fourier_pool, phase_matrix
 from stripes.pe.fourier_token import fourier_pool_tokens
 
 # table entries (rows × H·D·max(N, R)) per block of distinct positions: cache-sized
@@ -324,10 +324,42 @@ def fourier_pool_shared(
     mix: Tensor | None = None,
     chunk_size: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Pooled codes of q (with the query phases ``offsets_q``) and k (none): (B, T, H, 2N) or (B, T, H, R).
+    """Pooled codes of q (with the query phases ``offsets_q``) and k (none), P2 eq. (9) / P1 eq. (7).
 
     When q and k sit at the same positions (self-attention) the cos / sin are computed once for both.
+
+    Parameters
+    ----------
+    q : Tensor
+        Queries (B, Tq, H, D).
+    k : Tensor
+        Keys (B, Tk, H, D).
+    pos_q : Tensor
+        Query positions (B, Tq, C).
+    pos_k : Tensor
+        Key positions (B, Tk, C).
+    freqs : Tensor
+        Frequencies (H, D, N, C) in cycles per label unit.
+    gains : Tensor
+        Gains λ (H, D, N) (any normalisation such as 1/√N already applied).
+    offsets_q : Tensor or None
+        Query phases θ (H, D, N).
+    mix : Tensor, optional
+        Noise (H, D, 2N, R) for SFF / SPE; ``None`` for F-StrIPE.
+    chunk_size : int, optional
+        Time steps per block (see :func:`fourier_pool_fused`); does not change the result.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(q_out, k_out)``: (B, T, H, 2N) without ``mix``, (B, T, H, R) with it.
     """
+    if torch.compiler.is_compiling():  # data-dependent position tables do not trace: the plain formula
+        # (F-StrIPE's self-attention takes the opaque operator of stripes.pe.fourier_compile instead)
+        return (
+            fourier_pool(q, pos_q, freqs, gains, offsets_q, mix, None),
+            fourier_pool(k, pos_k, freqs, gains, None, mix, None),
+        )
     if pos_q is pos_k or (pos_q.shape == pos_k.shape and torch.equal(pos_q, pos_k)):
         q_out, k_out = fourier_pool_fused([(q, offsets_q), (k, None)], pos_q, freqs, gains, mix, chunk_size)
     else:

@@ -27,11 +27,45 @@ from torch import Tensor, nn
 
 from stripes.errors import ConfigError
 from stripes.pe.ape import check_d_model, p3_frequencies, resolve_bases
-from stripes.pe.base import PEInputError, check_positions, compute_dtype
+from stripes.pe.base import PEInputError, PositionalEncoding, check_positions, compute_dtype
 
 
-class SRPE(nn.Module):
-    """Structure RPE bias: ``bias(pos_q (B, Tq, C), pos_k (B, Tk, C), q=None) -> (B, H, Tq, Tk)``."""
+class SRPE(PositionalEncoding):
+    """P3's sinusoidal structure RPE (S S-RPE): a softmax logit bias, ``bias(pos_q, pos_k, q=None)``.
+
+    ``kind == "bias"``: **softmax attention only** (the attention layer raises ``ConfigError`` with
+    ``attention="linear"``); quadratic in T. For each context column s the logits get
+    e_mn += Σ_s (q_mh/√d_head)·[W_s Sin_{base_s}(l_m − l_n)]_h, computed without a (Tq, Tk, d_model)
+    tensor. The attention layer calls :meth:`fold`, which moves the bias into q and k. See docs/pe.md and
+    docs/papers.md §7.
+
+    Parameters
+    ----------
+    head_dim : int
+        D, the per-head width of q and k.
+    n_heads : int
+        H, the number of heads.
+    context_dim : int, default 1
+        C, the number of label columns (one W_s and one base per column).
+    d_model : int or None, default None
+        Model width; must equal ``n_heads * head_dim`` (``None``: that product).
+    bases : sequence of float or None, default None
+        One sinusoid base (> 1) per column, as :class:`stripes.pe.SAPE`; ``None`` cycles P3's four bases.
+    distinct : {"auto", "always", "never"}, default "auto"
+        How a column's keys are handled: "always" computes q's score once per distinct key label and
+        spreads it with a one-hot matrix; "never" uses the dense sin/cos factors; "auto" takes the one-hot
+        path when a column has at most d_model distinct labels. Same result, different speed.
+    fold : bool, default True
+        :meth:`fold` moves the bias into q and k (q'·k' = q·k + √D·bias), so no (Tq, Tk) bias is built;
+        False returns the explicit bias tensor, as P3 computes it.
+
+    Attributes
+    ----------
+    proj : nn.Parameter
+        W_s, (C, d_model, d_model).
+    u : nn.Parameter
+        (H, D) content-free query used when ``bias`` gets no q.
+    """
 
     kind = "bias"
     stochastic = False
@@ -47,6 +81,7 @@ class SRPE(nn.Module):
         distinct: str = "auto",
         fold: bool = True,
     ) -> None:
+        """Build the SRPE; the parameters are described in the class docstring."""
         super().__init__()
         if distinct not in ("auto", "always", "never"):
             raise ConfigError(f"srpe distinct must be 'auto', 'always' or 'never', got {distinct!r}")
@@ -64,7 +99,22 @@ class SRPE(nn.Module):
         self.u = nn.Parameter(torch.randn(n_heads, head_dim) * 0.02)
 
     def bias(self, pos_q: Tensor, pos_k: Tensor | None = None, q: Tensor | None = None) -> Tensor:
-        """pos (B, T, C), optional q (B, Tq, H, D) → bias (B, H, Tq, Tk)."""
+        """The additive logit bias.
+
+        Parameters
+        ----------
+        pos_q : Tensor
+            Query labels (B, Tq, C) (or (B, Tq) when C = 1).
+        pos_k : Tensor, optional
+            Key labels (B, Tk, C); ``None`` uses ``pos_q``.
+        q : Tensor, optional
+            Projected queries (B, Tq, H, D); ``None`` uses the learnable vector ``u`` instead of q/√D.
+
+        Returns
+        -------
+        Tensor
+            Bias (B, H, Tq, Tk), in q's dtype (or the default dtype without q).
+        """
         out_dtype = q.dtype if q is not None else torch.get_default_dtype()
         left, right, _ = self.factors(pos_q, pos_k, q)
         with _full_precision(left):
@@ -73,11 +123,29 @@ class SRPE(nn.Module):
     def fold(
         self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Fold the bias into q and k: q (B, Tq, H, D), k (B, Tk, H, D) → (q', k', None) with
-        q' (B, Tq, H, D + F), k' (B, Tk, H, D + F) and q'·k' = q·k + √D·bias, so that softmax attention at
-        temperature 1/√D needs no (Tq, Tk) bias tensor (and SDPA may take its fused causal path).
-        With ``fold=False``, or in bf16 / fp16 when a column has many labels (it would sum 2·d_model
-        rounded products), the bias is returned instead: (q, k, bias (B, H, Tq, Tk))."""
+        """Fold the bias into q and k, so softmax attention at temperature 1/√D needs no (Tq, Tk) bias.
+
+        q'·k' = q·k + √D·bias, so SDPA may take its fused causal path. With ``fold=False``, or in
+        bf16 / fp16 when a column has many labels (it would sum 2·d_model rounded products), the bias is
+        returned instead.
+
+        Parameters
+        ----------
+        q : Tensor
+            Queries (B, Tq, H, D).
+        k : Tensor
+            Keys (B, Tk, H, D).
+        pos_q : Tensor
+            Query labels (B, Tq, C).
+        pos_k : Tensor, optional
+            Key labels (B, Tk, C); ``None`` uses ``pos_q``.
+
+        Returns
+        -------
+        tuple of Tensor
+            ``(q', k', None)`` with q' (B, Tq, H, D + F), k' (B, Tk, H, D + F); or ``(q, k, bias)`` with
+            bias (B, H, Tq, Tk).
+        """
         tk = (pos_q if pos_k is None else pos_k).shape[1]
         if k.dim() != 4 or tuple(k.shape) != (q.shape[0], tk, self.n_heads, self.head_dim):
             raise PEInputError(
@@ -96,8 +164,23 @@ class SRPE(nn.Module):
     def factors(
         self, pos_q: Tensor, pos_k: Tensor | None = None, q: Tensor | None = None
     ) -> tuple[Tensor, Tensor, bool]:
-        """bias = left @ right: left (B, H, Tq, F), right (B, 1, F, Tk), in float32 at least; the flag says
-        whether every column took the one-hot path (right is then exactly 0/1)."""
+        """The two factors of the bias, bias = left @ right.
+
+        Parameters
+        ----------
+        pos_q : Tensor
+            Query labels (B, Tq, C).
+        pos_k : Tensor, optional
+            Key labels (B, Tk, C); ``None`` uses ``pos_q``.
+        q : Tensor, optional
+            Queries (B, Tq, H, D); ``None`` uses ``u``.
+
+        Returns
+        -------
+        tuple
+            ``(left, right, all_distinct)``: left (B, H, Tq, F), right (B, 1, F, Tk), in float32 at least;
+            ``all_distinct`` says whether every column took the one-hot path (right is then exactly 0/1).
+        """
         out_dtype = q.dtype if q is not None else torch.get_default_dtype()
         # labels (chord ids up to 395) and angles are not representable in bf16/fp16: float32 at least
         dtype = compute_dtype(out_dtype)
@@ -155,6 +238,7 @@ class SRPE(nn.Module):
         return torch.cat(left, dim=-1), torch.cat(right, dim=-2), all_distinct
 
     def forward(self, pos_q: Tensor, pos_k: Tensor | None = None, q: Tensor | None = None) -> Tensor:
+        """Same as :meth:`bias`: (B, H, Tq, Tk)."""
         return self.bias(pos_q, pos_k, q)
 
 
