@@ -17,7 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stripes.data.contexts import CONTEXT_ALIASES  # the one list of contexts
+from stripes.data.contexts import (
+    CONTEXT_ALIASES,  # the one list of contexts
+    parse_variant,
+)
 from stripes.data.contexts import CONTEXT_NAMES as _CANONICAL
 from stripes.errors import ConfigError
 
@@ -228,8 +231,13 @@ def validate(cfg: RunConfig) -> None:
     if cfg.pe in BIAS_PES and cfg.attention != "softmax":
         raise ConfigError(f"pe '{cfg.pe}' adds a bias to the attention logits: use attention=softmax")
     for c in cfg.contexts:
-        if c not in CONTEXT_NAMES:
-            raise ConfigError(f"unknown context {c!r}; choose among {', '.join(CONTEXT_NAMES)}")
+        try:
+            variant = parse_variant(c)  # a degraded BIN context (bin_corrupt0.5, bin_shift2)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if c not in CONTEXT_NAMES and variant is None:
+            raise ConfigError(f"unknown context {c!r}; choose among {', '.join(CONTEXT_NAMES)} "
+                              "(or bin_corrupt<rate>, bin_shift<beats>)")
     if not cfg.contexts:
         raise ConfigError("context must name at least one context")
     for name in ("d_model", "n_heads", "n_layers", "d_ff", "chunk_size"):

@@ -3,10 +3,16 @@
 Everything is at 16 ticks per quarter note (a 4/4 bar = 64 ticks). A chord is encoded as an integer
 *code* ``(root + 1) * 4096 + chroma_mask`` (bit ``i`` of the mask = pitch class ``i``; code 0 = no
 chord), so that a chord-table lookup is a vectorised ``searchsorted``.
+
+Degraded BIN contexts (question 1 of docs/results.md, "is it the information?") are named variants of BIN,
+12 columns wide like it: ``bin_corrupt<r>`` (each chord span's chroma replaced, with probability r, by the
+chroma of another chord of the data; :func:`corrupt_span_masks`) and ``bin_shift<k>`` (the chords moved k
+beats later; :func:`shift_ticks`). Their per-song computation is in :mod:`stripes.data.variants`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +28,8 @@ TEMPO_MIN, TEMPO_MAX, TEMPO_BIN = 30, 150, 30
 CONTEXT_NAMES = ("time", "rep", "key", "bin", "melody", "chord", "phrase")
 CONTEXT_ALIASES = {"m": "melody", "c": "chord", "p": "phrase"}
 CONTEXT_WIDTH = {"bin": 12}
+VARIANT_SALT = 0x51C0  # mixed into the corruption RNG seed (changing it changes every corrupted context)
+_VARIANT_RE = re.compile(r"bin_(corrupt|shift)(-?[0-9.]+)")
 
 
 def chord_code(root: int | None, pitch_classes: Sequence[int]) -> int:
@@ -167,19 +175,121 @@ def rep_labels(chord_ids: np.ndarray) -> np.ndarray:
 
 
 def resolve_contexts(context: str | Sequence[str]) -> list[str]:
-    """Normalise a context name or list of names (aliases m, c, p) to canonical names."""
+    """Normalise a context name or list of names (aliases m, c, p) to canonical names; BIN variants
+    (``bin_corrupt0.25``, ``bin_shift2``) are accepted in their one canonical spelling."""
     names = [context] if isinstance(context, str) else list(context)
     out = []
     for raw in names:
         name = CONTEXT_ALIASES.get(raw.lower(), raw.lower())
-        if name not in CONTEXT_NAMES:
-            raise ValueError(f"unknown context {raw!r}; choose among {', '.join(CONTEXT_NAMES)} (or m, c, p)")
+        if name not in CONTEXT_NAMES and parse_variant(name) is None:
+            raise ValueError(f"unknown context {raw!r}; choose among {', '.join(CONTEXT_NAMES)} (or m, c, p; "
+                             "or a BIN variant bin_corrupt<rate in [0, 1]>, bin_shift<beats>)")
         out.append(name)
     if not out:
         raise ValueError("no context given")
     return out
 
 
+def context_width(name: str) -> int:
+    """Columns of one context: 12 for BIN and its variants, else 1."""
+    return 12 if parse_variant(name) is not None else CONTEXT_WIDTH.get(name, 1)
+
+
 def context_dim(names: Sequence[str]) -> int:
-    """Total width C of the stacked contexts (BIN 12, others 1)."""
-    return sum(CONTEXT_WIDTH.get(n, 1) for n in names)
+    """Total width C of the stacked contexts (BIN and its variants 12, others 1)."""
+    return sum(context_width(n) for n in names)
+
+
+# ---- degraded BIN contexts (question 1: context quality against performance) -------------------------
+
+
+def variant_name(kind: str, value: float) -> str:
+    """Canonical name of a BIN variant: ("corrupt", 0.25) -> ``bin_corrupt0.25``, ("shift", 2) ->
+    ``bin_shift2``."""
+    if kind == "corrupt":
+        rate = float(value)
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"corruption rate must be in [0, 1], got {value}")
+        return f"bin_corrupt{rate:g}"
+    if kind == "shift":
+        if int(value) != value:
+            raise ValueError(f"shift must be a whole number of beats, got {value}")
+        return f"bin_shift{int(value)}"
+    raise ValueError(f"unknown BIN variant kind {kind!r} (corrupt or shift)")
+
+
+def parse_variant(name: str) -> tuple[str, float] | None:
+    """("corrupt", rate) or ("shift", beats) for a BIN variant name, None for any other name. A variant
+    name in another spelling than :func:`variant_name`'s (``bin_corrupt0.50``, ``bin_corrupt1.5``) raises
+    ValueError, so that one context has one name (and runs of it one identity)."""
+    m = _VARIANT_RE.fullmatch(name)
+    if m is None:
+        return None
+    kind, raw = m.group(1), m.group(2)
+    try:
+        value = float(raw) if kind == "corrupt" else int(raw)
+        canonical = variant_name(kind, value)
+    except ValueError as exc:
+        raise ValueError(f"bad BIN variant {name!r}: {exc}") from None
+    if canonical != name:
+        raise ValueError(f"BIN variant {name!r} must be spelled {canonical!r}")
+    return kind, float(value)
+
+
+def span_starts(labels: np.ndarray) -> np.ndarray:
+    """First index of each maximal run of equal labels (a chord *span*) -> (n_spans,) int64."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]).astype(np.int64)
+
+
+def chroma_masks(chroma: np.ndarray) -> np.ndarray:
+    """(N, 12) binary chroma -> (N,) int64 masks (bit i = pitch class i)."""
+    return ((np.asarray(chroma) != 0).astype(np.int64) << np.arange(12, dtype=np.int64)).sum(axis=-1)
+
+
+def mask_chroma(masks: np.ndarray) -> np.ndarray:
+    """(...,) int masks -> (..., 12) uint8 binary chroma (inverse of :func:`chroma_masks`)."""
+    return ((np.asarray(masks, dtype=np.int64)[..., None] >> np.arange(12)) & 1).astype(np.uint8)
+
+
+def corrupt_span_masks(masks: np.ndarray, rate: float, vocab: np.ndarray, weights: np.ndarray,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Corrupt a song's chord spans: each span (chroma mask per span, (n,)) is, with probability ``rate``,
+    given the mask of a chord drawn from ``vocab`` ((K,) masks, drawn in proportion to ``weights``) other
+    than its own chroma. Two uniforms are drawn per span whatever the rate (selection, then choice), so one
+    ``rng`` state gives nested corruptions: the spans changed at rate r are changed at every rate above r,
+    to the same chord. A span whose chroma is the only one in ``vocab`` is kept. Rate 0 returns ``masks``."""
+    masks = np.asarray(masks, dtype=np.int64)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"corruption rate must be in [0, 1], got {rate}")
+    vocab = np.asarray(vocab, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    if vocab.shape != w.shape or vocab.ndim != 1 or vocab.size == 0 or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("vocab and weights must be non-empty (K,) arrays with non-negative weights")
+    u_select, u_choice = rng.random(masks.size), rng.random(masks.size)
+    out = masks.copy()
+    chosen = u_select < rate
+    for m in np.unique(masks[chosen]):
+        rows = np.flatnonzero(chosen & (masks == m))
+        wm = np.where(vocab == m, 0.0, w)
+        if wm.sum() <= 0:
+            continue  # no other chroma to draw
+        cdf = np.cumsum(wm) / wm.sum()
+        pick = np.minimum(np.searchsorted(cdf, u_choice[rows], side="right"), vocab.size - 1)
+        pick = np.where(wm[pick] > 0, pick, np.flatnonzero(wm > 0)[-1])  # guard the float edge of the cdf
+        out[rows] = vocab[pick]
+    return out
+
+
+def corruption_rng(seed: int, song_id: int) -> np.random.Generator:
+    """The generator of one song's corruption: a function of (seed, song) only, so every window, split and
+    rate of a song sees the same draws."""
+    return np.random.default_rng([VARIANT_SALT, int(seed), int(song_id)])
+
+
+def shift_ticks(ticks: np.ndarray, beats: int) -> np.ndarray:
+    """Source tick of each tick when the chords are moved ``beats`` beats later (earlier when negative):
+    ``ticks - 16 * beats``; a source outside the song is no chord (the caller masks it)."""
+    return np.asarray(ticks, dtype=np.int64) - int(beats) * TICKS_PER_BEAT

@@ -12,6 +12,7 @@ import torch
 from stripes.data import contexts as ctx
 from stripes.data.prepare import SONG_COLUMNS, SPLITS, prepare
 from stripes.data.store import PreparedData
+from stripes.data.variants import ContextVariants
 from stripes.errors import ConfigError
 
 
@@ -46,6 +47,7 @@ class HarmonizationDataset(torch.utils.data.Dataset):
         self.window_len = full if max_len is None else min(full, max_len)
         self.context_dim = ctx.context_dim(self.contexts)
         self.manifest_hash = self.data.hash
+        self.variants = ContextVariants(self.data, self.contexts)  # degraded BIN contexts, if named
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -59,7 +61,13 @@ class HarmonizationDataset(torch.utils.data.Dataset):
     def positions(self, index: int) -> np.ndarray:
         """(T, C) float32 stacked contexts of window `index`."""
         row, start = self._window(index)
-        return self._positions(self.data.labels(row, start, self.window_len))
+        return self._positions(self._labels(row, start))
+
+    def _labels(self, row: int, start: int) -> dict[str, np.ndarray]:
+        labels = self.data.labels(row, start, self.window_len)
+        if self.variants:
+            labels.update(self.variants.labels(row, start, self.window_len))
+        return labels
 
     def _positions(self, labels: dict[str, np.ndarray]) -> np.ndarray:
         cols = [labels[n].reshape(self.window_len, -1) for n in self.contexts]
@@ -67,9 +75,9 @@ class HarmonizationDataset(torch.utils.data.Dataset):
 
     def labels(self, index: int) -> dict[str, np.ndarray]:
         """Every per-tick label of window `index` (chord, key, bin, rep, time, melody, phrase, bar,
-        tempo_bucket), each (T,) int64 or (T, 12) for bin."""
+        tempo_bucket, and the BIN variants among the contexts), each (T,) int64 or (T, 12) for bin."""
         row, start = self._window(index)
-        return self.data.labels(row, start, self.window_len)
+        return self._labels(row, start)
 
     def onset(self, index: int) -> np.ndarray:
         """(T, 384) uint8 onset roll of window `index`."""
@@ -80,7 +88,7 @@ class HarmonizationDataset(torch.utils.data.Dataset):
         row, start = self._window(index)
         sl = self.data.span(row, start, self.window_len)
         roll = self.data.unpack(self.data.roll[sl]).astype(np.float32)
-        pos = self._positions(self.data.labels(row, start, self.window_len))
+        pos = self._positions(self._labels(row, start))
         return {
             "x": torch.from_numpy(np.ascontiguousarray(roll[:, :256])),
             "y": torch.from_numpy(np.ascontiguousarray(roll[:, 256:])),
