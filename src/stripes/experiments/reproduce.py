@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stripes.errors import ConfigError, DataError
+from stripes.experiments.context_quality import CONTEXT_MI, ensure_context_mi, is_bin_family
 from stripes.experiments.sweep import RunSpec, expand, filter_contexts, filter_methods, load_sweep, run_sweep
 
 
@@ -21,7 +22,8 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
               methods: str | Sequence[str] | None = None,
               reuse: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
     """Run the sweeps of ``tables`` into ``out/runs`` (shared folders: a run common to two tables runs
-    once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists) and the report into
+    once), then the MI table into ``out/mi`` (skipped when ``mi.json`` exists; with degraded BIN contexts,
+    question 1, also their MI in ``out/mi/context_mi.json``, each context once) and the report into
     ``out/report``. The report folder is commit-ready: it also holds ``mi.json`` and, in ``runs/``, the
     record of every reported run (config, log, metrics, DONE; no checkpoints or pianorolls), from which
     ``stripes report`` remakes it and which a sweep skips as finished. ``contexts`` / ``methods`` keep only
@@ -51,6 +53,10 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
 
         log("MI table (P1 Table I) ...")
         write_mi_table(mi_table(data_root, cache_dir, split="train"), root / "mi")
+    variants = sorted({c for s in specs.values() for c in ([s.context] if isinstance(s.context, str)
+                                                           else s.context) if is_bin_family(c)})
+    if mi and any(c != "bin" for c in variants):  # question 1: the MI of each degraded BIN context
+        ensure_context_mi(root / "mi" / CONTEXT_MI, variants, data_root, cache_dir, log)
     try:
         report: Path | None = make_report([root / "runs"], root / "report",
                                           mi_json if mi_json.exists() else None, table=",".join(tables),
@@ -66,11 +72,13 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
 def reuse_records(sources: Sequence[str | os.PathLike], names: Sequence[str], root: Path) -> int:
     """Copy into ``root/runs`` each finished record (a folder with DONE) among ``names`` found in a source
     (a report folder holding ``runs/``, or a runs folder), unless ``root/runs`` already has it finished; a
-    source's ``mi.json`` becomes ``root/mi/mi.json`` when there is none. Returns the number of runs copied.
+    source's ``mi.json`` becomes ``root/mi/mi.json`` (its ``context_mi.json``, ``root/mi/context_mi.json``)
+    when there is none. Returns the number of runs copied.
     A run's folder name hashes its resolved config and the sweep checks it against the copied config.json,
     so a record of another config is never taken for this one."""
     import shutil
 
+    from stripes.experiments.context_quality import find_context_mi
     from stripes.experiments.report.figures import find_mi
     from stripes.experiments.run import DONE
     from stripes.fileio import atomic_path
@@ -91,8 +99,9 @@ def reuse_records(sources: Sequence[str | os.PathLike], names: Sequence[str], ro
             shutil.copytree(rec, tmp)
             tmp.replace(dest)
             copied += 1
-        mi, target = find_mi([records]), root / "mi" / "mi.json"  # the report's search: in or beside runs/
-        if mi is not None and not target.exists():
-            with atomic_path(target) as t:
-                shutil.copyfile(mi, t)
+        for mi, target in ((find_mi([records]), root / "mi" / "mi.json"),  # the report's search
+                           (find_context_mi([records]), root / "mi" / CONTEXT_MI)):
+            if mi is not None and not target.exists():
+                with atomic_path(target) as t:
+                    shutil.copyfile(mi, t)
     return copied

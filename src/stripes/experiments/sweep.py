@@ -190,11 +190,16 @@ def filter_contexts(specs: Sequence[RunSpec], contexts: str | Sequence[str] | No
     if contexts is None:
         return list(specs)
     from stripes.config import CONTEXT_ALIASES, CONTEXT_NAMES
+    from stripes.data.contexts import parse_variant
 
     want = _names(contexts)
-    bad = [c for c in want if c not in CONTEXT_NAMES]
+    try:
+        bad = [c for c in want if c not in CONTEXT_NAMES and parse_variant(c) is None]
+    except ValueError as exc:  # a BIN variant in a non-canonical spelling
+        raise ConfigError(str(exc)) from None
     if bad:
-        raise ConfigError(f"unknown context(s) {', '.join(bad)}; choose among {', '.join(CONTEXT_NAMES)}")
+        raise ConfigError(f"unknown context(s) {', '.join(bad)}; choose among {', '.join(CONTEXT_NAMES)} "
+                          "(or bin_corrupt<rate>, bin_shift<beats>)")
     canon = {CONTEXT_ALIASES.get(c, c) for c in want}  # "m" and "melody" select the same runs
     out = []
     for s in specs:

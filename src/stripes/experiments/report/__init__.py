@@ -4,7 +4,8 @@
 the lowest mean validation BCE, and writes ``report.md`` with mean ± std over seeds next to the published
 numbers and P1's significance marks (:mod:`.tables`), a threshold-free companion table, the binarizations
 chosen on validation, MI table and Fig. 4, per-position BCE curves and pianorolls (:mod:`.figures`), verdicts
-on the papers' claims (:mod:`.verdicts`), and ``runs.csv``. Every choice is made on validation.
+on the papers' claims (:mod:`.verdicts`), the context-quality study of question 1 when runs on degraded BIN
+contexts are given (:mod:`.quality`), and ``runs.csv``. Every choice is made on validation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from stripes.analysis.published import P1_TABLE_I, TABLES
 from stripes.errors import DataError
+from stripes.experiments.context_quality import CONTEXT_MI, find_context_mi, load_context_mi
 from stripes.experiments.report.figures import (
     binarization_summary,
     copy_pianorolls,
@@ -24,6 +26,7 @@ from stripes.experiments.report.figures import (
     find_mi,
     load_mi,
 )
+from stripes.experiments.report.quality import q1_section
 from stripes.experiments.report.runs import (
     ALPHA,
     EXTRA_COLUMNS,
@@ -122,7 +125,13 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         md += [f"- {n}" for n in t.notes]
         if t.notes:
             md.append("")
-    if not tables:
+    ctx_mi_file = find_context_mi(paths)
+    q1 = q1_section(groups, load_context_mi(ctx_mi_file) if ctx_mi_file else [], out_dir,
+                    "from `context_mi.json` beside this report" if copy_runs or ctx_mi_file is None
+                    or ctx_mi_file.resolve() == (out_dir / CONTEXT_MI).resolve()
+                    else f"from `{os.path.relpath(ctx_mi_file, out_dir)}`")
+    md += q1
+    if not tables and not q1:
         names = ", ".join(sorted({m for _, m in groups}))
         md += [f"No run matches a paper table (methods: {names}).", ""]
 
@@ -192,6 +201,8 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
         export_runs(runs, out_dir / "runs", pngs=with_pngs)
         if mi_file and mi_file.resolve() != (out_dir / "mi.json").resolve():
             atomic_write_text(out_dir / "mi.json", mi_file.read_text())
+        if ctx_mi_file and ctx_mi_file.resolve() != (out_dir / CONTEXT_MI).resolve():
+            atomic_write_text(out_dir / CONTEXT_MI, ctx_mi_file.read_text())
     path = out_dir / "report.md"
     atomic_write_text(path, "\n".join(md))
     return path
