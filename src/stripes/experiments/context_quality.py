@@ -184,3 +184,30 @@ def interpolate(x: Sequence[float], y: Sequence[float], at: float) -> float:
     if xs.size == 0 or not xs[0] <= at <= xs[-1]:
         return math.nan
     return float(np.interp(at, xs, ys))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stripes.experiments.context_quality [--contexts ...] [--out FILE]``: the MI table of BIN
+    and its variants (what ``stripes reproduce --tables q1-context-quality`` writes to mi/context_mi.json)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m stripes.experiments.context_quality",
+                                description="MI (nats) between input pitches and degraded BIN contexts")
+    p.add_argument("--contexts", default="bin,bin_corrupt0.25,bin_corrupt0.5,bin_corrupt0.75,bin_corrupt1,"
+                   "bin_shift1,bin_shift2,bin_shift4", help="comma-separated (default %(default)s)")
+    p.add_argument("--out", default="results/q1/mi/context_mi.json", help="JSON file (extended, not redone)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--cache-dir", default=None)
+    a = p.parse_args(argv)
+    rows = ensure_context_mi(a.out, [c.strip() for c in a.contexts.split(",") if c.strip()], a.data_root,
+                             a.cache_dir)
+    print(f"{'context':<16} {'plug-in':>8} {'M-Madow':>8} {'shuffle':>8}")
+    for r in rows:
+        print(f"{r['context']:<16} {r['plugin']:>8.4f} {r.get('miller_madow', math.nan):>8.4f} "
+              f"{r.get('shuffle', math.nan):>8.4f}")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
