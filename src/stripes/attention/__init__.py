@@ -1,6 +1,7 @@
 """Efficient attention: feature maps, chunked causal / non-causal linear attention, recurrent step,
 softmax (SDPA) path and :class:`AttentionLayer`. Shapes: q, k, v (B, T, H, D); positions (B, T, C)."""
 
+from stripes.attention.cache import AttentionCache, KVCache, LinearCache, ModelCache
 from stripes.attention.feature_maps import (
     FEATURE_MAPS,
     EluFeatureMap,
@@ -23,7 +24,11 @@ from stripes.attention.softmax import softmax_attention
 
 __all__ = [
     "FEATURE_MAPS",
+    "AttentionCache",
     "AttentionLayer",
+    "KVCache",
+    "LinearCache",
+    "ModelCache",
     "EluFeatureMap",
     "FavorFeatureMap",
     "FeatureMap",

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from stripes.attention.cache import AttentionCache, KVCache, LinearCache, append_kv, check_cache
 from stripes.attention.feature_maps import FeatureMap, RedrawPolicy, build_feature_map
 from stripes.attention.linear import linear_attention
 from stripes.attention.masking import check_key_padding_mask, zero_rows
@@ -125,6 +126,7 @@ class AttentionLayer(nn.Module):
         x: torch.Tensor,
         pos: torch.Tensor | None = None,
         key_padding_mask: torch.Tensor | None = None,
+        cache: AttentionCache | None = None,
     ) -> torch.Tensor:
         """Self-attention over a batch of sequences.
 
@@ -139,6 +141,10 @@ class AttentionLayer(nn.Module):
             (B, T) bool, True = padding. Padded steps reach no valid output and no gradient, whatever
             ``x`` and ``pos`` hold there (NaN and inf included); their own outputs are 0, and gradients
             arriving at them (even NaN) are dropped.
+        cache : LinearCache or KVCache, optional
+            From :meth:`init_cache`: the tokens of this call attend to every token the cache has seen and
+            to each other (causally), and the cache is updated in place. A prefill (many tokens) and a step
+            (one token) are the same call; the outputs equal those of one call on the whole sequence.
 
         Returns
         -------
@@ -157,8 +163,13 @@ class AttentionLayer(nn.Module):
         k = self.k_proj(x).view(shape)
         v = self.v_proj(x).view(shape)
         if self.pe_kind == "qk":
-            q, k = self.pe(q, k, pos, pos)
-        out = self._attend(q, k, v, pos, key_padding_mask)
+            q, k = self.pe(q, k, pos, pos)  # per token: a token's codes depend on its own position only
+        if cache is None:
+            out = self._attend(q, k, v, pos, key_padding_mask)
+        else:
+            check_cache(cache, self.attention, b)
+            mask = key_padding_mask if key_padding_mask is not None else x.new_zeros(b, t, dtype=torch.bool)
+            out = self._attend_cached(q, k, v, pos, mask, cache)
         if self.attention == "linear":
             out = self.drop(out)
         # padded rows output 0 (a select): a NaN gradient arriving there never reaches the parameters
@@ -189,6 +200,54 @@ class AttentionLayer(nn.Module):
                 pos = zero_rows(pos, key_padding_mask)
         dtype = pos.dtype if isinstance(pos, torch.Tensor) and pos.is_floating_point() else torch.float32
         return check_positions(pos, b, t, context_dim, "pos", dtype)
+
+    def init_cache(self, batch_size: int) -> AttentionCache:
+        """An empty cache for generating ``batch_size`` sequences token by token (causal layers only).
+
+        Linear attention: a :class:`LinearCache` of fixed size; softmax: a growing :class:`KVCache`.
+        """
+        if not self.causal:
+            raise ConfigError("a cache continues a causal sequence; this layer is not causal")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        return LinearCache(batch_size) if self.attention == "linear" else KVCache(batch_size)
+
+    def _attend_cached(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        pos: torch.Tensor | None,
+        mask: torch.Tensor,
+        cache: AttentionCache,
+    ) -> torch.Tensor:
+        """The new tokens attend to the cache and to each other; the cache takes them in (in place)."""
+        if isinstance(cache, LinearCache):
+            assert self.feature_map is not None  # no redraw: every step must use the same features
+            phi_k, log_scale = self.feature_map.key_features(k, mask)
+            out, cache.state = linear_attention(
+                self.feature_map(q, role="query"), phi_k, v, causal=True, chunk_size=self.chunk_size,
+                eps=self.eps, key_padding_mask=mask, k_log_scale=log_scale, initial_state=cache.state,
+                return_state=True,
+            )
+            cache.seen += q.shape[1]
+            return out
+        assert isinstance(cache, KVCache)
+        off, t = cache.seen, q.shape[1]
+        keep_pos = pos if self.pe_kind == "bias" else None
+        append_kv(cache, k, v, keep_pos, mask)
+        assert cache.k is not None and cache.v is not None and cache.mask is not None
+        # query m (absolute off + m) sees keys n <= off + m
+        allowed = torch.ones(t, off + t, dtype=torch.bool, device=q.device).tril(off)
+        bias = torch.zeros(1, 1, t, off + t, dtype=q.dtype, device=q.device)
+        bias = bias.masked_fill(~allowed, float("-inf"))
+        if self.pe_kind == "bias":
+            extra = {"q": q} if self._bias_takes_q else {}
+            bias = bias + self.pe.bias(pos, cache.pos, **extra).to(q.dtype)
+        return softmax_attention(
+            q, cache.k, cache.v, causal=False, bias=bias, key_padding_mask=cache.mask,
+            dropout_p=0.0, scale=self.head_dim**-0.5,
+        )
 
     def _attend(
         self,

@@ -170,7 +170,11 @@ def linear_attention(
             a = k.new_zeros(k.shape[:3]) if k_log_scale is None else k_log_scale.to(acc)
             if key_padding_mask is not None:
                 a = torch.where(key_padding_mask[:, :, None], float("-inf"), a)
-        if causal:
+        if causal and tk == 1:  # one new token (generation): the recurrent step, no chunk machinery
+            a0 = None if a is None else a[:, 0]
+            o, state = _step_core(q[:, 0], k[:, 0], v[:, 0], a0, initial_state, eps)
+            out = o.unsqueeze(1)
+        elif causal:
             # a non-finite v_n reaches outputs m >= n only: zero it for the products, re-apply it after
             bad = ~torch.isfinite(v)
             v = torch.where(bad, 0.0, v)
@@ -306,18 +310,34 @@ def linear_attention_step(
     acc = torch.promote_types(acc, state.s.dtype)
     with torch.autocast(device_type=q.device.type, enabled=False):
         q, k, v = q.to(acc), k.to(acc), v.to(acc)
-        s, z, c = state.s.to(acc), state.z.to(acc), None
+        a = None
         if scaled:
             a = k.new_zeros(b, h) if k_log_scale is None else k_log_scale.to(acc)
-            old = state.log_scale.to(acc) if state.log_scale is not None else k.new_zeros(b, h)
-            c = torch.maximum(old, a)
-            c_safe = torch.where(torch.isfinite(c), c, 0.0)
-            keep = torch.exp((torch.where(torch.isfinite(old), old, 0.0) - c_safe).clamp(max=0.0))
-            s, z = s * keep[..., None, None], z * keep[..., None]
-            k = k * torch.exp(a - c_safe).unsqueeze(-1)
-        s = s + k.unsqueeze(-1) * v.unsqueeze(-2)  # S_m = S_{m-1} + phi(k_m) v_m^T
-        z = z + k
-        num = (q.unsqueeze(-1) * s).sum(dim=-2)
-        den = (q * z).sum(dim=-1, keepdim=True)
-        out = num / (floor_den(den) if scaled else den + eps)
-    return out.to(out_dtype), LinearAttentionState(s, z, c)
+        out, new_state = _step_core(q, k, v, a, state, eps)
+    return out.to(out_dtype), new_state
+
+
+def _step_core(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor | None,
+    state: LinearAttentionState | None, eps: float,
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """The recurrence on one position: q, k (B, H, M), v (B, H, Dv), a (B, H) or None; all in one dtype."""
+    b, h, m = q.shape
+    if state is None:
+        state = init_linear_state(b, h, m, v.shape[-1], q.device, q.dtype, log_scaled=a is not None)
+    s, z, c = state.s.to(q.dtype), state.z.to(q.dtype), None
+    scaled = a is not None or state.log_scale is not None
+    if scaled:
+        a = k.new_zeros(b, h) if a is None else a
+        old = state.log_scale.to(q.dtype) if state.log_scale is not None else k.new_zeros(b, h)
+        c = torch.maximum(old, a)
+        c_safe = torch.where(torch.isfinite(c), c, 0.0)
+        keep = torch.exp((torch.where(torch.isfinite(old), old, 0.0) - c_safe).clamp(max=0.0))
+        s, z = s * keep[..., None, None], z * keep[..., None]
+        k = k * torch.exp(a - c_safe).unsqueeze(-1)
+    s = s + k.unsqueeze(-1) * v.unsqueeze(-2)  # S_m = S_{m-1} + phi(k_m) v_m^T
+    z = z + k
+    num = (q.unsqueeze(-2) @ s).squeeze(-2)  # (B, H, Dv)
+    den = (q * z).sum(dim=-1, keepdim=True)
+    out = num / (floor_den(den) if scaled else den + eps)
+    return out, LinearAttentionState(s, z, c)

@@ -7,12 +7,15 @@ q/k-level (or bias) PE. The loss is BCE with logits averaged over (batch, time, 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from stripes.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from stripes.attention import ModelCache
 
 
 def _build_pe(
@@ -69,10 +72,14 @@ class EncoderBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        cache: Any = None,
     ) -> torch.Tensor:
-        """x (B, T, d), pos (B, T, C) -> (B, T, d)."""
-        x = self.norm1(x + self.drop(self.attn(x, pos, key_padding_mask=key_padding_mask)))
+        """x (B, T, d), pos (B, T, C) -> (B, T, d); ``cache`` is this block's attention cache."""
+        x = self.norm1(x + self.drop(self.attn(x, pos, key_padding_mask=key_padding_mask, cache=cache)))
         return self.norm2(x + self.drop(self.ff(x)))
 
 
@@ -151,20 +158,56 @@ class Harmonizer(nn.Module):
         self.in_drop = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_out)
 
+    def init_cache(self, batch_size: int) -> ModelCache:
+        """An empty cache for generating ``batch_size`` sequences step by step (one cache per layer).
+
+        With linear attention every layer's cache has a fixed size (O(1) memory and time per step);
+        with softmax attention it is a growing KV cache.
+        """
+        from stripes.attention import ModelCache
+
+        return ModelCache([block.attn.init_cache(batch_size) for block in self.blocks])
+
     def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, key_padding_mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        cache: ModelCache | None = None,
     ) -> torch.Tensor:
-        """x (B, T, 256), pos (B, T, C) float -> logits (B, T, 128)."""
+        """Logits of the piano roll.
+
+        Parameters
+        ----------
+        x : Tensor
+            (B, T, d_in) melody (+ bridge) piano roll.
+        pos : Tensor
+            (B, T, C) float structural positions.
+        key_padding_mask : Tensor, optional
+            (B, T) bool, True = padding.
+        cache : ModelCache, optional
+            From :meth:`init_cache`: continue the sequence the cache has seen (prefill and step are the same
+            call); the outputs equal those of one call on the whole sequence. Use in eval mode.
+
+        Returns
+        -------
+        Tensor
+            (B, T, d_out) logits.
+        """
         if x.dim() != 3 or x.shape[-1] != self.d_in:
             raise ModelError(f"x must be (B, T, {self.d_in}), got {tuple(x.shape)}")
         if pos.dim() != 3 or pos.shape[:2] != x.shape[:2] or pos.shape[-1] != self.context_dim:
             raise ModelError(f"pos must be (B, T, {self.context_dim}) matching x, got {tuple(pos.shape)}")
         h = self.in_proj(x)
         if self.input_pe is not None:
-            h = h + self.input_pe.embed(pos).to(h.dtype)
+            offset = {"offset": cache.seen} if cache is not None and hasattr(self.input_pe, "omega") else {}
+            h = h + self.input_pe.embed(pos, **offset).to(h.dtype)
         h = self.in_drop(h)
-        for block in self.blocks:
-            h = block(h, pos, key_padding_mask=key_padding_mask)
+        layer_caches = cache.layers if cache is not None else [None] * len(self.blocks)
+        if len(layer_caches) != len(self.blocks):
+            raise ModelError(f"the cache has {len(layer_caches)} layers, the model {len(self.blocks)}")
+        for block, layer_cache in zip(self.blocks, layer_caches):
+            h = block(h, pos, key_padding_mask=key_padding_mask, cache=layer_cache)
         return self.out_proj(h)
 
     @staticmethod

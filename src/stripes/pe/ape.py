@@ -116,13 +116,15 @@ class APE(InputPositionalEncoding):
         super().__init__(check_d_model(d_model, "ape"), context_dim)
         self.register_buffer("omega", vaswani_frequencies(d_model, float(base)).float(), persistent=False)
 
-    def embed(self, pos: Tensor) -> Tensor:
+    def embed(self, pos: Tensor, offset: int = 0) -> Tensor:
         """The sinusoidal table of the step index, repeated over the batch.
 
         Parameters
         ----------
         pos : Tensor
             Positions (B, T, C) (or (B, T) when C = 1); only its shape is used.
+        offset : int, default 0
+            Index of the first step (a cached generation continues at the number of steps seen).
 
         Returns
         -------
@@ -130,7 +132,7 @@ class APE(InputPositionalEncoding):
             Embedding (B, T, d_model), to add to the input projection.
         """
         pos = self._check(pos)
-        t = torch.arange(pos.shape[1], device=pos.device, dtype=pos.dtype)
+        t = torch.arange(offset, offset + pos.shape[1], device=pos.device, dtype=pos.dtype)
         return sinusoid(t, self.omega).unsqueeze(0).expand(pos.shape[0], -1, -1)
 
 
