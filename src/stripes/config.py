@@ -110,10 +110,17 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # "harmonize": the parallel P1 model (logits of the piano roll); "accompany": the autoregressive
+    # accompaniment model (stripes.models.accompanist), sampled tick by tick
+    task: str = "harmonize"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dictionary (JSON-serialisable)."""
-        return dataclasses.asdict(self)
+        """Plain nested dictionary (JSON-serialisable). ``task`` is left out at its default, so the
+        identity (config hash) of every run recorded before the key existed is unchanged."""
+        d = dataclasses.asdict(self)
+        if d.get("task") == "harmonize":
+            del d["task"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
@@ -228,6 +235,8 @@ def validate(cfg: RunConfig) -> None:
     m, t, e = cfg.model, cfg.train, cfg.eval
     if cfg.attention not in ATTENTIONS:
         raise ConfigError(f"attention must be one of {ATTENTIONS}, got {cfg.attention!r}")
+    if cfg.task not in ("harmonize", "accompany"):
+        raise ConfigError(f"task must be 'harmonize' or 'accompany', got {cfg.task!r}")
     if cfg.pe in BIAS_PES and cfg.attention != "softmax":
         raise ConfigError(f"pe '{cfg.pe}' adds a bias to the attention logits: use attention=softmax")
     for c in cfg.contexts:
@@ -339,7 +348,9 @@ def apply_overrides(d: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
             if p not in node or not isinstance(node[p], dict):
                 raise ConfigError(f"unknown config section in override '{key}'")
             node = node[p]
-        if parts[-1] not in node and not (len(parts) >= 2 and parts[-2].endswith("options")):
+        top_level = len(parts) == 1 and parts[0] in {f.name for f in dataclasses.fields(RunConfig)}
+        option = len(parts) >= 2 and parts[-2].endswith("options")
+        if parts[-1] not in node and not top_level and not option:
             raise ConfigError(f"unknown config key in override '{key}'")
         node[parts[-1]] = value
     return d

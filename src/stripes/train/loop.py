@@ -105,9 +105,15 @@ def _init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+ACCOMPANY_LOG_FIELDS = ["epoch", "step", "lr", "train_loss", "val_nll", "val_count_nll", "val_onset_nll",
+                        "val_hold_nll", "ticks_per_s", "seconds"]
+
+
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    # the accompaniment model logs its NLL terms instead of the BCE and the thresholded metrics
+    fields = ACCOMPANY_LOG_FIELDS if rows and "val_nll" in rows[0] else LOG_FIELDS
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
     for r in rows:
         w.writerow(r)
@@ -195,7 +201,15 @@ def train(
     ckpt_dir = out / "checkpoints"
     cfg_dict = config.to_dict()
     seed_everything(config.seed)
-    model = build_model(config, int(train_ds.context_dim)).to(device)
+    accompany = config.task == "accompany"  # the autoregressive model: stripes.train.generative
+    if accompany:
+        from stripes.models.accompanist import build_accompanist
+        from stripes.train.generative import onset_rolls, teacher_forced_loss, validate_accompanist
+
+        model = build_accompanist(config, int(train_ds.context_dim)).to(device)
+    else:
+        model = build_model(config, int(train_ds.context_dim)).to(device)
+    val_key = "val_nll" if accompany else "val_bce"
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, tc.warmup_steps, steps_per_epoch, tc.lr_gamma)
@@ -280,25 +294,36 @@ def train(
         batches = _batches(len(train_idx), tc.batch_size, config.seed, epoch)
         bar = None
         if tqdm is not None and progress and is_main:
-            bar = tqdm(
-                total=len(batches), desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True
+            bar = tqdm(  # disable=None: no bar when stderr is not a terminal (logs get the epoch line)
+                total=len(batches), desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False, dynamic_ncols=True,
+                disable=None,
             )
         for batch_pos in batches:
             length = curriculum_length(step, curriculum_steps, tc.curriculum_min_len, max_len)
             mine = batch_pos[rank::world]
             b = collate([train_ds[train_idx[i]] for i in mine])
+            if accompany:
+                b["onset"] = onset_rolls(train_ds, [train_idx[i] for i in mine])
             if augment:
                 # one generator per step: deterministic, and exact on resume without extra state
-                gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step * world + rank)
+                aug_seed = config.seed * 1_000_003 + step * world + rank
                 tr = config.data.transpose
-                b = augment_batch(b, gen, None if tr is None else (int(tr[0]), int(tr[1])),
+                shifts = None if tr is None else (int(tr[0]), int(tr[1]))
+                raw = b
+                b = augment_batch(raw, torch.Generator().manual_seed(aug_seed), shifts,
                                   config.data.bridge_dropout, config.contexts)
+                if accompany:  # the onset roll moves with the piano: the same draws, applied to it
+                    same = torch.Generator().manual_seed(aug_seed)
+                    b["onset"] = augment_batch({**raw, "y": raw["onset"]}, same, shifts,
+                                               config.data.bridge_dropout, config.contexts)["y"]
             if hooks.on_batch is not None:
                 b = hooks.on_batch(step, b)
             x, y, pos = (b[k][:, :length].to(device) for k in ("x", "y", "pos"))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = net(x, pos)
-            loss = Harmonizer.loss(logits, y)
+                if accompany:
+                    loss = teacher_forced_loss(net, x, pos, b["onset"][:, :length].to(device), y)
+                else:
+                    loss = Harmonizer.loss(net(x, pos), y)
             loss_val = loss.detach().clone()
             if world > 1:
                 dist.all_reduce(loss_val)
@@ -338,14 +363,16 @@ def train(
         }
         if is_main:
             rng = rng_state()  # validation must not change the training random streams
-            row.update(
-                validate(model, val_ds, val_idx, tc.batch_size, device, tc.val_metrics_windows, max_len=None)
-            )
+            if accompany:
+                row.update(validate_accompanist(model, val_ds, val_idx, tc.batch_size, device))
+            else:
+                row.update(validate(model, val_ds, val_idx, tc.batch_size, device, tc.val_metrics_windows,
+                                    max_len=None))
             set_rng_state(rng)
             history.append(row)
-            improved = row["val_bce"] < best_val
+            improved = row[val_key] < best_val
             if improved:
-                best_val = row["val_bce"]
+                best_val = row[val_key]
             st = state(epoch + 1)
             if improved:  # best first: a crash between the two writes leaves last.pt to redo the epoch
                 save_checkpoint(ckpt_dir / "best.pt", st)
@@ -358,8 +385,10 @@ def train(
             if progress:
                 print(
                     f"epoch {epoch + 1}/{tc.epochs}: train {row['train_loss']:.4f}"
-                    f"  val BCE {row['val_bce']:.4f}"
-                    f"  val onset F1 {row.get('val_onset_f1', float('nan')):.3f}  ({seconds:.0f} s)",
+                    + (f"  val NLL {row['val_nll']:.4f} nats/tick" if accompany else
+                       f"  val BCE {row['val_bce']:.4f}"
+                       f"  val onset F1 {row.get('val_onset_f1', float('nan')):.3f}")
+                    + f"  ({seconds:.0f} s)",
                     flush=True,
                 )
         if world > 1:
