@@ -85,7 +85,7 @@ def test_melody_track_choice(tmp_path, loaded_model):
         tmp_path / "a.mid", piano, name="Piano", extra_tracks=[("Vocals", mel, False), ("Drums", drums, True)]
     )
     song = read_midi_song(f)
-    assert "Vocals" in song.melody_track and "named like a melody" in song.messages[0]
+    assert "Vocals" in song.melody_track and "named like a melody" in song.messages[-1]
     assert read_midi_song(f, "1").melody_track.startswith("track 1")
     assert "Piano" in read_midi_song(f, "piano").melody_track
     with pytest.raises(HarmonizeError, match="no such track"):
@@ -100,7 +100,7 @@ def test_melody_track_choice(tmp_path, loaded_model):
         extra_tracks=[("Bass", [(0, 960, 36)], False)],
     )
     s = read_midi_song(g)
-    assert "skyline" in s.messages[0] and set(s.melody[:, 2]) == {72}
+    assert "skyline" in s.messages[-1] and set(s.melody[:, 2]) == {72}
     # a chord track in the file serves as chords
     h = make_midi(tmp_path / "c.mid", mel, name="Melody", extra_tracks=[("Chords", piano, False)])
     assert read_midi_song(h).chord_notes is not None

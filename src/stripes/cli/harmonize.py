@@ -10,6 +10,8 @@ EPILOG = """examples:
   stripes harmonize song.mid --out out/ --chords "C | G | Am F | Fmaj7/A" --wav
   stripes harmonize song.mid --out out/ --chords out/song.chords.txt      (after editing the chords)
   stripes harmonize a.mid b.mid c.musicxml --out out/ --checkpoint runs/my_run
+  stripes harmonize song.mid --out out/ --key "A minor" --musicxml   (key given; score for notation)
+  stripes harmonize band.mid --out out/ --melody-track 2                (the ranking is printed on stderr)
   stripes harmonize --example --out out/ --wav           (the melody that ships with stripes)
 """
 
@@ -18,9 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "harmonize",
         help="accompany a melody: MIDI/MusicXML in, MIDI + PNG + chords (+ WAV) out",
-        description="For each INPUT writes DIR/<stem>.harmonized.mid (tracks melody and accompaniment), "
-        "DIR/<stem>.png and DIR/<stem>.chords.txt (the chords used, editable), "
-        "and with --wav DIR/<stem>.wav.",
+        description="For each INPUT writes DIR/<stem>.harmonized.mid (tracks melody and accompaniment, "
+        "chord names as markers, the input's tempo map and time signatures), DIR/<stem>.png and "
+        "DIR/<stem>.chords.txt (the key and the chords used, editable), with --musicxml DIR/<stem>.musicxml "
+        "and with --wav DIR/<stem>.wav. Inputs over 20 MiB, and .mxl archives that would expand past 50 MB, "
+        "are refused.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -51,8 +55,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--melody-track",
         metavar="N|NAME",
-        help="the melody track: number (1 = first track) or name (default: found by name, "
-        "the only pitched track, else the top voice of the busiest track)",
+        help="the melody track: number (1 = first track) or name (default: the best-scoring track by "
+        "monophony, register, density, name and GM program; the ranking is printed on stderr)",
+    )
+    p.add_argument(
+        "--key",
+        metavar="KEY",
+        help='the key, e.g. "A minor", "Eb major", "F#m" (default: estimated from the melody); used by the '
+        "chord estimation, written to the chords file and, when the input has none, as the MIDI key "
+        "signature",
+    )
+    p.add_argument(
+        "--musicxml",
+        action="store_true",
+        help="also write DIR/<stem>.musicxml: melody with chord symbols and the piano on a grand staff "
+        "(needs music21: pip install 'stripes[leadsheet]')",
     )
     p.add_argument(
         "--threshold",
@@ -77,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     from stripes._extras import require
     from stripes.apps.harmonize.errors import HarmonizeError
-    from stripes.apps.harmonize.pipeline import Options, harmonize_files
+    from stripes.apps.harmonize.pipeline import Options, harmonize_files, key_from_option
 
     inputs = list(args.inputs)
     if args.example:
@@ -89,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         raise HarmonizeError("give at least one INPUT melody file (or --example)")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise HarmonizeError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    key_from_option(args.key)  # a bad --key is one error line, not one per input
     opts = Options(
         out_dir=Path(args.out),
         chords=args.chords,
@@ -100,10 +118,14 @@ def run(args: argparse.Namespace) -> int:
         chord_track=args.chord_track,
         synth=args.synth,
         png=not args.no_png,
+        key=args.key,
+        musicxml=args.musicxml,
     )
     require("symusic")  # a missing toolkit is one line from stripes.cli.main, not one error per input
     if not args.no_png:
         require("matplotlib")
+    if args.musicxml:
+        require("music21")
     try:
         results = harmonize_files(inputs, opts, debug=args.debug)
     except Exception:

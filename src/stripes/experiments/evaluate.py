@@ -246,7 +246,8 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover
         return None
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+    # disable=None: tqdm turns itself off when stderr is not a terminal (no carriage-return lines in logs)
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
 
 def _tick(it: Iterator[dict[str, Any]], bar: Any) -> Iterator[dict[str, Any]]:

@@ -21,12 +21,14 @@ in docs/model-card.md.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from stripes.apps.harmonize.chords import Chord, Span, make_chord
+from stripes.apps.harmonize.chords import NOTE_PC, Chord, Span, make_chord
 
 PARAMS_PATH = Path(__file__).parent / "model" / "chord_hmm.json"
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -253,10 +255,17 @@ def estimate_states(
 
 
 def estimate_chords(
-    notes: np.ndarray, bar_starts: np.ndarray, beats: np.ndarray, end: int, params: HMMParams | None = None
+    notes: np.ndarray,
+    bar_starts: np.ndarray,
+    beats: np.ndarray,
+    end: int,
+    params: HMMParams | None = None,
+    key: Key | None = None,
 ) -> list[Span]:
-    """Chord spans for a melody given as (n, 3) grid notes (onset, end, pitch) and its bar grid."""
-    states, halves, edges, _ = estimate_states(notes, bar_starts, beats, end, params)
+    """Chord spans for a melody given as (n, 3) grid notes (onset, end, pitch) and its bar grid; ``key``
+    (e.g. from ``--key``) fixes the key frame instead of estimating it from the melody."""
+    frame = None if key is None else key.frame
+    states, halves, edges, _ = estimate_states(notes, bar_starts, beats, end, params, frame)
     spans: list[Span] = []
     for (a, b, _), s in zip(halves, states):
         ta, tb = int(edges[a]), int(edges[b])
@@ -266,3 +275,89 @@ def estimate_chords(
         else:
             spans.append(Span(ta, tb, chord))
     return spans
+
+
+MAJOR_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+MAJOR_SHARPS = (0, -5, 2, -3, 4, -1, 6, 1, -4, 3, -2, 5)  # key signature of each major tonic (flats < 0)
+_KEY = re.compile(
+    r"^\s*([A-Ga-g])\s*(#|b|♯|♭|-?sharp|-?flat|is|es|s)?\s*"
+    r"(major|minor|maj|min|m|dur|moll|ionian|aeolian)?\s*$",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A major or minor key: ``tonic`` pitch class 0..11 and ``minor``."""
+
+    tonic: int
+    minor: bool
+
+    @property
+    def name(self) -> str:
+        """``"A minor"``, ``"Eb major"``."""
+        names = MINOR_NAMES if self.minor else MAJOR_NAMES
+        return f"{names[self.tonic]} {'minor' if self.minor else 'major'}"
+
+    @property
+    def frame(self) -> int:
+        """Pitch class of the relative-major tonic (the chord estimator's key frame)."""
+        return key_frame(self.tonic, self.minor)
+
+    @property
+    def sharps(self) -> int:
+        """Sharps (> 0) or flats (< 0) of its key signature."""
+        return MAJOR_SHARPS[self.frame]
+
+
+def parse_key(text: str) -> Key:
+    """``"A minor"``, ``"Am"``, ``"Eb major"``, ``"F#"`` (no mode = major), ``"Bbm"``, ``"C dur"``,
+    ``"fis moll"`` -> :class:`Key` (the letter's case does not matter); ValueError when it does not parse."""
+    m = _KEY.match(text or "")
+    if m is None:
+        raise ValueError(f"cannot read key {text!r} (write e.g. 'A minor', 'Eb major', 'F#m')")
+    letter, acc, mode = m.group(1), (m.group(2) or "").lower(), m.group(3) or ""
+    sharp, flat = ("#", "♯", "sharp", "-sharp", "is"), ("b", "♭", "flat", "-flat", "es", "s")
+    shift = 1 if acc in sharp else -1 if acc in flat else 0
+    minor = mode == "m" or mode.lower() in ("minor", "min", "moll", "aeolian")
+    if mode == "M":
+        minor = False
+    return Key((NOTE_PC[letter.upper()] + shift) % 12, minor)
+
+
+
+def _is_minor_triad(chord: Chord, root: int) -> bool:
+    return (root + 3) % 12 in chord.pcs and (root + 4) % 12 not in chord.pcs
+
+
+def melody_key(
+    notes: np.ndarray,
+    bar_starts: np.ndarray,
+    beats: np.ndarray,
+    end: int,
+    chords: Sequence[Chord] = (),
+    params: HMMParams | None = None,
+) -> Key:
+    """The key of a melody: the key frame the chord estimator uses (learned profile), then major or its
+    relative minor by Krumhansl-Kessler correlation of the melody's pitch-class durations, plus 0.2 for the
+    candidate whose tonic triad is the last chord (0.1 for the first chord) of ``chords``."""
+    params = params or default_params()
+    notes = np.asarray(notes, np.int64).reshape(-1, 3)
+    edges, _ = beat_grid(bar_starts, beats, end)
+    hist = slot_histograms(notes, edges).sum((0, 1))
+    frame = estimate_frame(hist, params)
+    candidates = (Key(frame, False), Key((frame + 9) % 12, True))
+    if hist.sum() <= 0:
+        return candidates[0]
+    rooted = [c for c in chords if c.root is not None]
+    scores = []
+    for k in candidates:
+        prof = np.roll(KK_MINOR if k.minor else KK_MAJOR, k.tonic)
+        r = np.corrcoef(hist, prof)[0, 1]
+        r = float(r) if np.isfinite(r) else 0.0
+        for weight, chord in ((0.2, rooted[-1] if rooted else None), (0.1, rooted[0] if rooted else None)):
+            if chord is not None and chord.root == k.tonic and _is_minor_triad(chord, k.tonic) == k.minor:
+                r += weight
+        scores.append(r)
+    return candidates[int(np.argmax(scores))]

@@ -13,6 +13,7 @@ from typing import Any
 
 from stripes.apps.harmonize.chords import NO_CHORD, Chord, name_pcs
 from stripes.apps.harmonize.errors import HarmonizeError
+from stripes.apps.harmonize.safety import check_input_file
 from stripes.apps.harmonize.song import GRID, Song, song_from_score
 
 SUFFIXES = (".musicxml", ".mxl", ".xml")
@@ -23,16 +24,13 @@ INSTALL_HINT = "reading MusicXML needs music21: pip install 'stripes[leadsheet]'
 def read_leadsheet(path: Path) -> Song:
     """Melody and chord symbols of a MusicXML file; chords land in ``Song.leadsheet_chords`` as
     (start grid tick, Chord) pairs."""
+    check_input_file(path)  # size limit; a zip (.mxl) is checked before music21 inflates it
     try:
         import music21
     except ImportError:
         raise HarmonizeError(f"{path}: {INSTALL_HINT}") from None
     import symusic
 
-    if not path.is_file():
-        raise HarmonizeError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise HarmonizeError(f"{path}: empty file")
     try:
         parsed: Any = music21.converter.parse(str(path))
     except Exception as exc:  # music21 raises many kinds on bad XML

@@ -17,13 +17,15 @@ import numpy as np
 
 from stripes.apps.harmonize import chords as ch
 from stripes.apps.harmonize.errors import HarmonizeError
-from stripes.apps.harmonize.estimate import estimate_chords
+from stripes.apps.harmonize.estimate import Key, estimate_chords, melody_key, parse_key
 from stripes.apps.harmonize.model import LoadedModel, choose_notes, load_model, predict_probs
+from stripes.apps.harmonize.safety import check_input_file
 from stripes.apps.harmonize.song import Song, load_score, read_midi_song, to_grid
 from stripes.errors import StripesError
 from stripes.fileio import atomic_write_text
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
+KEY_PREFIX = "key: "  # the chords file's first comment line: "# key: A minor (estimated from the melody)"
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Options:
     chord_track: bool = False
     synth: str = "auto"
     png: bool = True
+    key: str | None = None
+    musicxml: bool = False
 
 
 @dataclass
@@ -81,11 +85,21 @@ def chroma_from_notes(notes: np.ndarray, n_ticks: int) -> tuple[np.ndarray, np.n
     return chroma, bass
 
 
+def key_from_option(text: str | None) -> Key | None:
+    """``--key`` -> Key (None when not given); a bad string is a one-line HarmonizeError."""
+    if text is None:
+        return None
+    try:
+        return parse_key(text)
+    except ValueError as exc:
+        raise HarmonizeError(f"--key: {exc}") from None
+
+
 def resolve_chords(
-    song: Song, chords_arg: str | None, warn: Callable[[str], None]
+    song: Song, chords_arg: str | None, warn: Callable[[str], None], key: Key | None = None
 ) -> tuple[list[ch.Span], np.ndarray, str]:
     """(spans, (T, 12) chroma, source description) from --chords, the lead sheet, a chord track of the
-    file, or estimated from the melody."""
+    file, or estimated from the melody (in ``key`` when given, e.g. by ``--key``)."""
     T = song.n_ticks
     name = song.path.name
     if chords_arg is not None:
@@ -106,6 +120,7 @@ def resolve_chords(
             chroma, bass = chroma_from_notes(grid, T)
             return ch.spans_from_chroma(chroma, bass), chroma, f"pitch classes sounding in {cpath.name}"
         if is_file:
+            check_input_file(cpath, "--chords")
             try:
                 text = cpath.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
@@ -133,8 +148,9 @@ def resolve_chords(
     if song.chord_notes is not None and len(song.chord_notes):
         chroma, bass = chroma_from_notes(song.chord_notes, T)
         return ch.spans_from_chroma(chroma, bass), chroma, "the chord track of the file"
-    spans = estimate_chords(song.grid_notes, song.bar_starts, song.beats, T)
-    return spans, ch.chroma_roll(spans, T), "estimated from the melody"
+    spans = estimate_chords(song.grid_notes, song.bar_starts, song.beats, T, key=key)
+    how = f"estimated from the melody in {key.name}" if key is not None else "estimated from the melody"
+    return spans, ch.chroma_roll(spans, T), how
 
 
 def harmonize_song(
@@ -147,22 +163,33 @@ def harmonize_song(
     res = Result(song.path)
     for m in song.messages:
         log(m)
-    spans, chroma, source = resolve_chords(song, opts.chords, log)
+    given_key = key_from_option(opts.key)
+    spans, chroma, source = resolve_chords(song, opts.chords, log, given_key)
+    if given_key is not None:
+        key, key_origin = given_key, "given with --key"
+    else:
+        key = melody_key(song.grid_notes, song.bar_starts, song.beats, song.n_ticks, [s.chord for s in spans])
+        key_origin = "estimated from the melody"
+    log(f"{song.path.name}: key {key.name} ({key_origin})")
     probs = predict_probs(loaded, song.melody_roll(), chroma)
     threshold = loaded.threshold if opts.threshold is None else float(opts.threshold)
     chosen = choose_notes(probs, threshold, loaded.merge, opts.seed)
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    score = build_score(song, chosen, spans if opts.chord_track else None)
+    score = build_score(
+        song, chosen, spans if opts.chord_track else None, chords=spans, key=key, seed=opts.seed
+    )
     paths = {
         "mid": out / f"{stem}.harmonized.mid",
         "png": out / f"{stem}.png",
         "txt": out / f"{stem}.chords.txt",
         "wav": out / f"{stem}.wav",
+        "xml": out / f"{stem}.musicxml",
     }
     write_midi(paths["mid"], score)
     bars = ch.bars_from_spans(spans, song.bar_starts, song.n_ticks, song.beats)
     header = (
+        f"{KEY_PREFIX}{key.name} ({key_origin})\n"
         f"chords for {song.path.name} ({source}); one bar per |, chords in a bar share it evenly\n"
         f"edit and rerun: stripes harmonize {song.path.name} --chords {paths['txt'].name}"
     )
@@ -171,6 +198,11 @@ def harmonize_song(
     if opts.png:
         write_png(paths["png"], song, probs, chosen, spans, title=f"{song.path.name}: {source}")
         res.outputs.append(paths["png"])
+    if opts.musicxml:
+        from stripes.apps.harmonize.musicxml import write_musicxml
+
+        res.info["musicxml"] = write_musicxml(paths["xml"], song, chosen, spans, key)
+        res.outputs.append(paths["xml"])
     if opts.wav:
         from stripes.apps.harmonize.audio import render_wav
 
@@ -181,6 +213,8 @@ def harmonize_song(
     res.info.update(
         {
             "chords": source,
+            "key": key.name,
+            "key_from": key_origin,
             "threshold": threshold,
             "accompaniment_notes": n_notes,
             "bars": len(song.bar_starts),

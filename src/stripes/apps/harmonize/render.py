@@ -21,13 +21,73 @@ def _grid_to_input(ticks: np.ndarray, tpq: int) -> np.ndarray:
     return np.round(np.asarray(ticks, np.float64) * tpq / GRID).astype(np.int64)
 
 
+VELOCITY_RULE = (
+    "accompaniment velocity = base + beat + register + humanize: base = median melody velocity - 12 "
+    "(clipped to 45..90); beat: downbeat +10, the middle of a bar of 4, 6, 8... beats +5, other beats 0, "
+    "half-beat offbeats -6, finer offbeats -10; register: below C3 (MIDI 48) +4, from C5 (72) up -4; "
+    "humanize: a uniform integer in -3..3 from numpy's default_rng(seed, or 0 without --seed)"
+)
+
+
+def beat_strength(onsets: np.ndarray, bar_starts: np.ndarray, beats: np.ndarray, end: int) -> np.ndarray:
+    """(n,) int: 3 downbeat, 2 middle of a bar with an even number >= 4 of beats, 1 other beat,
+    0 half-beat offbeat, -1 finer offbeat, for grid-tick onsets."""
+    onsets = np.asarray(onsets, np.int64)
+    starts = np.asarray(bar_starts, np.int64)
+    edges = np.r_[starts, max(int(end), int(starts[-1]) + 1 if len(starts) else 1)]
+    b = np.clip(np.searchsorted(starts, onsets, side="right") - 1, 0, max(len(starts) - 1, 0))
+    if len(starts) == 0:
+        return np.full(len(onsets), 1, np.int64)
+    off = onsets - starts[b]
+    length = np.maximum(edges[b + 1] - starts[b], 1)
+    n = np.maximum(np.asarray(beats, np.int64)[b], 1)
+    out = np.full(len(onsets), -1, np.int64)
+    out[(off * 2 * n) % length == 0] = 0
+    on_beat = (off * n) % length == 0
+    out[on_beat] = 1
+    out[on_beat & (n >= 4) & (n % 2 == 0) & (off * 2 == length)] = 2
+    out[off == 0] = 3
+    return out
+
+
+def accompaniment_velocities(
+    notes: np.ndarray, song: Song, seed: int | None = None
+) -> np.ndarray:
+    """Velocities of accompaniment notes given as (m, 3) grid (pitch, onset, offset); see
+    :data:`VELOCITY_RULE`. Deterministic: the same song and seed give the same velocities."""
+    if len(notes) == 0:
+        return np.zeros(0, np.int64)
+    mel_vel = song.melody[:, 3] if len(song.melody) else np.array([82])
+    base = int(np.clip(round(float(np.median(mel_vel))) - 12, 45, 90))
+    strength = beat_strength(notes[:, 1], song.bar_starts, song.beats, song.n_ticks)
+    beat = np.select([strength == 3, strength == 2, strength == 1, strength == 0], [10, 5, 0, -6], -10)
+    pitch = notes[:, 0]
+    register = np.where(pitch < 48, 4, np.where(pitch >= 72, -4, 0))
+    rng = np.random.default_rng(0 if seed is None else int(seed))
+    human = rng.integers(-3, 4, size=len(notes))
+    return np.clip(base + beat + register + human, 1, 127).astype(np.int64)
+
+
 def build_score(
-    song: Song, accompaniment: np.ndarray, spans: list[Span] | None = None, velocity: int = 70
+    song: Song,
+    accompaniment: np.ndarray,
+    spans: list[Span] | None = None,
+    velocity: int | None = None,
+    *,
+    chords: list[Span] | None = None,
+    key: Any = None,
+    seed: int | None = None,
+    accompaniment_program: int = 0,
 ) -> Any:
-    """A symusic Score in the input's ticks: tempos, time and key signatures of the input, a track
-    ``melody`` (the melody notes exactly as read, program of the input track), a track ``accompaniment``
-    (piano, from the (T, 128) binary roll on the training grid) and, when ``spans`` is given, a track
-    ``chords`` (block chords, octave 3-4)."""
+    """A symusic Score in the input's ticks, ready for a DAW.
+
+    Kept from the input: ticks per quarter, tempo map, time and key signatures, markers. Tracks: ``melody``
+    (the melody notes exactly as read, velocities included, with the input track's GM program),
+    ``accompaniment`` (GM program ``accompaniment_program``, 0 = Acoustic Grand Piano; from the (T, 128)
+    binary roll on the training grid; velocities by :data:`VELOCITY_RULE`, or all ``velocity`` when given)
+    and, when ``spans`` is given, ``chords`` (block chords, octave 3-4, velocity 55). ``chords``: a marker
+    meta event with the chord symbol at every chord change (``N.C.`` where the chords stop). ``key``: an
+    :class:`~stripes.apps.harmonize.estimate.Key` written as the key signature when the input has none."""
     import symusic
 
     from stripes.metrics import extract_notes
@@ -40,17 +100,37 @@ def build_score(
         if dst is not None:
             for ev in getattr(src, name):
                 dst.append(ev.copy() if hasattr(ev, "copy") else ev)
+    if key is not None and len(out.key_signatures) == 0:
+        out.key_signatures.append(symusic.KeySignature(0, int(key.sharps), int(bool(key.minor))))
+    if chords:
+        marks = list(out.markers)
+        previous = None
+        for s in chords:
+            symbol = s.chord.symbol if s.chord.pcs else "N.C."
+            if symbol == previous or (previous is None and symbol == "N.C."):
+                continue
+            (tick,) = _grid_to_input(np.array([s.start]), tpq)
+            marks.append(symusic.TextMeta(int(tick), symbol))
+            previous = symbol
+        marks.sort(key=lambda m: m.time)
+        out.markers.clear()
+        for m in marks:
+            out.markers.append(m)
     melody = symusic.Track("melody", int(song.melody_program), False)
     for t, d, p, v in song.melody:
         melody.notes.append(symusic.Note(int(t), int(d), int(p), int(v)))
     out.tracks.append(melody)
-    acc = symusic.Track("accompaniment", 0, False)
+    acc = symusic.Track("accompaniment", int(accompaniment_program), False)
     notes = extract_notes(accompaniment)
     if len(notes):
         on = _grid_to_input(notes[:, 1], tpq)
         off = np.maximum(_grid_to_input(notes[:, 2], tpq), on + 1)
-        for (p, _, _), a, b in zip(notes, on, off):
-            acc.notes.append(symusic.Note(int(a), int(b - a), int(p), velocity))
+        vel = (
+            np.full(len(notes), int(velocity)) if velocity is not None
+            else accompaniment_velocities(notes, song, seed)
+        )
+        for (p, _, _), a, b, v in zip(notes, on, off, vel):
+            acc.notes.append(symusic.Note(int(a), int(b - a), int(p), int(v)))
     out.tracks.append(acc)
     if spans:
         ch = symusic.Track("chords", 0, False)

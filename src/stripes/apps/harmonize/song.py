@@ -7,7 +7,6 @@ the training grid (16 ticks per quarter note, 64 per 4/4 bar).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,12 @@ from typing import Any
 import numpy as np
 
 from stripes.apps.harmonize.errors import HarmonizeError
+from stripes.apps.harmonize.safety import check_input_file
+from stripes.apps.harmonize.tracks import CHORD_NAMES, rank_tracks
 
 GRID = 16  # ticks per quarter note of the training grid
-MELODY_NAMES = re.compile(r"melod|vocal|voice|vox|lead|sing|tune|soprano|theme|lyric|主旋律|人声", re.I)
-CHORD_NAMES = re.compile(r"^\s*(chords?|harmony|akkorde?)\s*$", re.I)
+SKYLINE_CHORDAL = 0.2  # a chosen track with more simultaneous onsets than this is reduced to its top voice
+RANK_FORMULA = "score = 2 mono + 1.5 (1 - chordal) + 1.5 top + register + 0.5 density + name + program"
 
 
 @dataclass
@@ -93,10 +94,16 @@ def skyline(notes: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64).reshape(-1, 4)
 
 
-def choose_melody(score: Any, path: Path, choice: str | None) -> tuple[int, bool, str]:
-    """(track index, apply skyline?, reason) of the melody track; ``choice`` is --melody-track."""
+def choose_melody(score: Any, path: Path, choice: str | None) -> tuple[int, bool, str, list[str]]:
+    """(track index, apply skyline?, reason, ranking lines) of the melody track; ``choice`` is
+    --melody-track. Without it, the best-scoring track of :func:`tracks.rank_tracks` (a name like
+    "melody" counts most); the ranking is printed on stderr when there are several pitched tracks."""
     tracks = list(score.tracks)
     listing = ", ".join(track_label(i, t) for i, t in enumerate(tracks)) or "none"
+    ranking = rank_tracks(score, notes_array)
+    lines = [f"melody candidates, best first ({RANK_FORMULA}):"] + [
+        f"  {r.line()}" for r in ranking
+    ] if len(ranking) > 1 else []
     if choice is not None:
         if choice.strip().isdigit():
             i = int(choice) - 1
@@ -111,20 +118,22 @@ def choose_melody(score: Any, path: Path, choice: str | None) -> tuple[int, bool
             raise HarmonizeError(
                 f"{path}: --melody-track {choice}: {track_label(i, tracks[i])} has no pitched notes"
             )
-        return i, False, "chosen with --melody-track"
-    pitched = [i for i, t in enumerate(tracks) if not t.is_drum and len(t.notes) > 0]
+        return i, False, "chosen with --melody-track", lines
     if not any(len(t.notes) for t in tracks):
         raise HarmonizeError(f"{path}: the file has no notes")
-    if not pitched:
+    if not ranking:
         raise HarmonizeError(f"{path}: the file has only drum notes (no pitched track to harmonize)")
-    named = [i for i in pitched if MELODY_NAMES.search(tracks[i].name or "")]
-    if named:
-        return named[0], False, "named like a melody"
-    candidates = [i for i in pitched if not CHORD_NAMES.match(tracks[i].name or "")] or pitched
-    if len(candidates) == 1:
-        return candidates[0], False, "the only pitched track"
-    busiest = max(candidates, key=lambda j: len(tracks[j].notes))
-    return busiest, True, "top voice (skyline) of the busiest track"
+    best = ranking[0]
+    if len(ranking) == 1:
+        why = "the only pitched track"
+    elif best.name > 0:
+        why = f"named like a melody; score {best.score:.2f}"
+    else:
+        why = f"best melody score {best.score:.2f}, next {ranking[1].score:.2f}"
+    polyphonic = best.chordal > SKYLINE_CHORDAL
+    if polyphonic:
+        why = f"top voice (skyline); {why}"
+    return best.index, polyphonic, why, lines
 
 
 def bar_grid(score: Any, end_in: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -170,9 +179,9 @@ def song_from_score(
     if tpq <= 0:
         raise HarmonizeError(f"{path}: bad ticks per quarter note ({tpq})")
     if forced_track is None:
-        idx, use_skyline, why = choose_melody(score, path, melody_track)
+        idx, use_skyline, why, ranking = choose_melody(score, path, melody_track)
     else:
-        idx, use_skyline, why = forced_track, False, "the lead sheet's melody part"
+        idx, use_skyline, why, ranking = forced_track, False, "the lead sheet's melody part", []
     track = score.tracks[idx]
     notes = notes_array(track)
     if use_skyline:
@@ -210,7 +219,7 @@ def song_from_score(
         moved_onsets=moved,
         chord_notes=chord_notes,
         melody_program=int(track.program),
-        messages=[msg],
+        messages=[f"{path.name}: {line}" for line in ranking] + [msg],
     )
 
 
@@ -218,11 +227,7 @@ def load_score(path: Path) -> Any:
     """Parse a MIDI file with symusic (ticks); every failure is a one-line HarmonizeError."""
     import symusic
 
-    if not path.is_file():
-        raise HarmonizeError(f"{path}: file not found")
-    size = path.stat().st_size
-    if size == 0:
-        raise HarmonizeError(f"{path}: empty file")
+    check_input_file(path)
     with open(path, "rb") as f:
         head = f.read(4)
     if head != b"MThd":
