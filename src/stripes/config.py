@@ -46,6 +46,9 @@ class ModelConfig:
     # options of the feature map; stabilize_keys=False keeps FAVOR+ strictly causal (the per-sequence key
     # stabiliser would let future keys change earlier outputs numerically, through eps)
     feature_map_options: dict[str, Any] = field(default_factory=lambda: {"stabilize_keys": False})
+    # accompaniment model only: also feed the positions (the BIN chroma of the chord at t) as input features,
+    # so the model knows the absolute chord, not only what its PE's kernel tells it
+    pos_input: bool = False
 
 
 @dataclass
@@ -96,6 +99,10 @@ class EvalConfig:
     batch_size: int = 4
 
 
+# keys added after runs were recorded: left out of to_dict() (and so of the run identity) at their default
+_OMIT_AT_DEFAULT = ((("task",), "harmonize"), (("model", "pos_input"), False))
+
+
 @dataclass
 class RunConfig:
     """Everything that defines one training run. Experiment axes sit at the top level."""
@@ -115,11 +122,16 @@ class RunConfig:
     task: str = "harmonize"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dictionary (JSON-serialisable). ``task`` is left out at its default, so the
-        identity (config hash) of every run recorded before the key existed is unchanged."""
+        """Plain nested dictionary (JSON-serialisable). Keys added later (``task``, ``model.pos_input``) are
+        left out at their default, so the identity (config hash) of every run recorded before them is
+        unchanged."""
         d = dataclasses.asdict(self)
-        if d.get("task") == "harmonize":
-            del d["task"]
+        for path, default in _OMIT_AT_DEFAULT:
+            node = d
+            for key in path[:-1]:
+                node = node[key]
+            if node.get(path[-1]) == default:
+                del node[path[-1]]
         return d
 
     @classmethod
@@ -348,9 +360,8 @@ def apply_overrides(d: dict[str, Any], overrides: dict[str, Any]) -> dict[str, A
             if p not in node or not isinstance(node[p], dict):
                 raise ConfigError(f"unknown config section in override '{key}'")
             node = node[p]
-        top_level = len(parts) == 1 and parts[0] in {f.name for f in dataclasses.fields(RunConfig)}
         option = len(parts) >= 2 and parts[-2].endswith("options")
-        if parts[-1] not in node and not top_level and not option:
+        if parts[-1] not in node and not option:
             raise ConfigError(f"unknown config key in override '{key}'")
         node[parts[-1]] = value
     return d
@@ -372,5 +383,5 @@ def load_run_config(
         if not res.is_file():
             raise ConfigError(f"unknown profile {profile!r}; available: {', '.join(list_profiles())}")
         d = _read_json(res, "profile")
-    base = RunConfig.from_dict(d).to_dict()  # validates the file on its own (strict keys)
+    base = dataclasses.asdict(RunConfig.from_dict(d))  # validates the file (strict keys); every key present
     return RunConfig.from_dict(apply_overrides(base, parse_overrides(overrides)))

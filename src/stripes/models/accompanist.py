@@ -48,21 +48,28 @@ class Accompanist(nn.Module):
 
     Parameters
     ----------
+    pos_input : bool
+        Also feed the positions as input features (for BIN: the chroma of the chord at t, so the model
+        knows the absolute chord and not only what its PE's kernel compares). Off for the PE studies.
     **backbone
         Arguments of :class:`stripes.models.Harmonizer` (pe, context_dim, d_model, n_heads, n_layers, d_ff,
         dropout, attention, feature_map, n_features, chunk_size, redraw, share_pe, pe_options,
         feature_map_options); ``d_in`` and ``d_out`` are set here.
     """
 
-    def __init__(self, **backbone: Any) -> None:
+    def __init__(self, pos_input: bool = False, **backbone: Any) -> None:
         super().__init__()
         from stripes.models.harmonizer import Harmonizer
 
         for key in ("d_in", "d_out"):
             if key in backbone:
                 raise ModelError(f"Accompanist sets {key} itself")
-        # inputs: melody + bridge (256), piano onsets and sounding pitches at t - 1 (128 + 128)
-        self.backbone = Harmonizer(d_in=256 + 2 * N_PITCH, d_out=N_PITCH + (K_MAX + 1) + N_PITCH, **backbone)
+        self.pos_input = bool(pos_input)
+        context_dim = int(backbone.get("context_dim", 1))
+        # inputs: melody + bridge (256), piano onsets and sounding pitches at t - 1 (128 + 128) and, with
+        # pos_input, the positions themselves (BIN: the chord's chroma at t)
+        d_in = 256 + 2 * N_PITCH + (context_dim if self.pos_input else 0)
+        self.backbone = Harmonizer(d_in=d_in, d_out=N_PITCH + (K_MAX + 1) + N_PITCH, **backbone)
         self.context_dim = self.backbone.context_dim
 
     def init_cache(self, batch_size: int) -> ModelCache:
@@ -104,7 +111,10 @@ class Accompanist(nn.Module):
                 f"onset_prev and frame_prev must be (B, T, 128) like x, got {tuple(onset_prev.shape)}, "
                 f"{tuple(frame_prev.shape)} for x {tuple(x.shape)}"
             )
-        h = torch.cat([x, onset_prev.to(x.dtype), frame_prev.to(x.dtype)], dim=-1)
+        parts = [x, onset_prev.to(x.dtype), frame_prev.to(x.dtype)]
+        if self.pos_input:
+            parts.append(pos.to(x.dtype))
+        h = torch.cat(parts, dim=-1)
         out = self.backbone(h, pos, key_padding_mask=key_padding_mask, cache=cache)
         onset, count, hold = out.split([N_PITCH, K_MAX + 1, N_PITCH], dim=-1)
         return {"onset": onset, "count": count, "hold": hold}
@@ -148,7 +158,8 @@ def build_accompanist(config: Any, context_dim: int) -> Accompanist:
     """Accompanist from a :class:`stripes.config.RunConfig` (the same backbone settings as the Harmonizer)."""
     m = config.model
     return Accompanist(
-        pe=config.pe, context_dim=context_dim, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
+        pos_input=m.pos_input, pe=config.pe, context_dim=context_dim, d_model=m.d_model, n_heads=m.n_heads,
+        n_layers=m.n_layers,
         d_ff=m.d_ff, dropout=m.dropout, attention=config.attention, feature_map=config.feature_map,
         n_features=m.n_features, chunk_size=m.chunk_size, redraw=m.redraw, share_pe=m.share_pe,
         pe_options=m.pe_options, feature_map_options=m.feature_map_options,

@@ -243,7 +243,12 @@ def load_run(
         config = RunConfig.from_dict(ck["config"])
     except ConfigError as exc:
         raise CheckpointError(f"{p}: its config is not valid for this stripes version: {exc}") from None
-    model = build_model(config, int(ck["context_dim"]))
+    if config.task == "accompany":  # the autoregressive accompaniment model
+        from stripes.models.accompanist import build_accompanist
+
+        model = build_accompanist(config, int(ck["context_dim"]))
+    else:
+        model = build_model(config, int(ck["context_dim"]))
     try:
         model.load_state_dict(ck["model"])
     except RuntimeError as exc:
