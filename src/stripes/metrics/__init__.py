@@ -1,7 +1,9 @@
 """Evaluation metrics on binary pianorolls (numpy, time-major (T, 128), 16 ticks per quarter).
 
 ``compute_metrics(pred_bin, target_bin)`` is the one entry point used by evaluation; the individual
-metrics, their official-code variants, binarization and BCE helpers are exported as well.
+metrics, their official-code variants, binarization and BCE helpers are exported as well. Texture against
+the human piano (Yang & Lerch 2020 feature distributions, ``texture_table``) and the rule baseline
+(``rule_accompaniment``) are in :mod:`stripes.metrics.texture` and :mod:`stripes.metrics.baselines`.
 See docs/metrics.md for the definitions.
 """
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from stripes.errors import DataError
 from stripes.metrics._common import as_roll, check_pair, onsets
+from stripes.metrics.baselines import rule_accompaniment
 from stripes.metrics.bce import bce_logits_mean, bce_logits_per_position
 from stripes.metrics.binarize import binarize, fill_gaps
 from stripes.metrics.notes import extract_notes, frame_prf, onset_prf, prf
@@ -27,6 +30,15 @@ from stripes.metrics.structure import (
     p3_ssm_distance,
     ssm,
     ssm_distance,
+)
+from stripes.metrics.texture import (
+    chord_tone_share,
+    compare_sets,
+    feature_matrix,
+    format_texture_table,
+    notes_from_rolls,
+    texture_table,
+    window_features,
 )
 
 METRIC_KEYS = ("cs", "ssmd", "gs", "ndd", "frame_p", "frame_r", "frame_f1", "onset_p", "onset_r", "onset_f1")
@@ -108,12 +120,16 @@ __all__ = [
     "bce_logits_per_position",
     "binarize",
     "check_pair",
+    "chord_tone_share",
     "chroma_similarity",
+    "compare_sets",
     "compute_metrics",
     "compute_metrics_batch",
     "compute_variants",
     "extract_notes",
+    "feature_matrix",
     "fill_gaps",
+    "format_texture_table",
     "frame_prf",
     "grooving_pattern",
     "grooving_similarity",
@@ -121,12 +137,16 @@ __all__ = [
     "note_density",
     "note_density_distance",
     "note_density_distance_ratio",
+    "notes_from_rolls",
     "onset_prf",
     "onsets",
     "p3_grooving",
     "p3_note_density",
     "p3_ssm_distance",
     "prf",
+    "rule_accompaniment",
     "ssm",
     "ssm_distance",
+    "texture_table",
+    "window_features",
 ]
