@@ -53,18 +53,20 @@ def _selected_from_metrics(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def load_model(checkpoint: str | Path | None = None) -> LoadedModel:
-    """The shipped model (``checkpoint=None``) or a run folder / checkpoint / inference file.
+def shipped_accompanist() -> Path:
+    """Where the shipped generative model lives: beside :data:`SHIPPED_MODEL` (``accompanist.pt``)."""
+    return SHIPPED_MODEL.with_name("accompanist.pt")
 
-    The model must use the BIN context (12-dim chord chroma). Its binarization comes from the inference
-    file's ``extra`` (threshold, merge), else from the run's ``metrics_*.json`` (``stripes evaluate``),
-    else :data:`DEFAULT_THRESHOLD`."""
+
+def load_checked(checkpoint: str | Path | None, default: Path | None = None) -> tuple[Any, Any, dict, Path]:
+    """(config, model, checkpoint dict, path) of ``checkpoint`` (else ``default``, else the shipped
+    parallel model); any run of either task, as long as it uses the BIN context (12-dim chord chroma)."""
     from stripes.train.loop import load_run
 
     if checkpoint is None:
-        if not SHIPPED_MODEL.is_file():
-            raise HarmonizeError(f"no shipped model ({SHIPPED_MODEL} is missing); {TRAIN_HINT}")
-        path = SHIPPED_MODEL
+        path = SHIPPED_MODEL if default is None else default
+        if not path.is_file():
+            raise HarmonizeError(f"no shipped model ({path} is missing); {TRAIN_HINT}")
     else:
         path = Path(checkpoint)
         if not path.exists():
@@ -79,6 +81,17 @@ def load_model(checkpoint: str | Path | None = None) -> LoadedModel:
             f"{path}: the model uses context {contexts}; the harmonizer needs a model "
             "trained with --context bin (12-dim chord chroma)"
         )
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    return config, model, ck, path
+
+
+def loaded_from(config: Any, model: torch.nn.Module, ck: dict, path: Path) -> LoadedModel:
+    """The parallel model of a loaded run, with its binarization (see :func:`load_model`)."""
+    if getattr(config, "task", "harmonize") == "accompany":
+        raise HarmonizeError(
+            f"{path}: a generative (task=accompany) model cannot run in --mode parallel; "
+            "use --mode generative (or auto)"
+        )
     extra = ck.get("extra") or {}
     threshold, merge, origin = DEFAULT_THRESHOLD, None, "default"
     if "threshold" in extra:
@@ -88,8 +101,16 @@ def load_model(checkpoint: str | Path | None = None) -> LoadedModel:
         sel = _selected_from_metrics(run_dir)
         if sel is not None:
             threshold, merge, origin = sel["threshold"], sel["merge"], f"chosen on validation ({sel['from']})"
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     return LoadedModel(model.eval(), threshold, None if merge is None else int(merge), str(path), origin)
+
+
+def load_model(checkpoint: str | Path | None = None) -> LoadedModel:
+    """The shipped model (``checkpoint=None``) or a run folder / checkpoint / inference file.
+
+    The model must use the BIN context (12-dim chord chroma). Its binarization comes from the inference
+    file's ``extra`` (threshold, merge), else from the run's ``metrics_*.json`` (``stripes evaluate``),
+    else :data:`DEFAULT_THRESHOLD`."""
+    return loaded_from(*load_checked(checkpoint))
 
 
 def predict_probs(loaded: LoadedModel, melody_roll: np.ndarray, chroma: np.ndarray) -> np.ndarray:

@@ -104,9 +104,11 @@ def _grid_notes(
 
 
 def write_musicxml(
-    path: Path, song: Song, accompaniment: np.ndarray, spans: list[Span], key: Any = None, title: str = ""
+    path: Path, song: Song, accompaniment: np.ndarray, spans: list[Span], key: Any = None, title: str = "",
+    notes: np.ndarray | None = None,
 ) -> dict[str, int]:
-    """Write ``path`` (MusicXML); returns counts of the notes and chord symbols written."""
+    """Write ``path`` (MusicXML); returns counts of the notes and chord symbols written. ``notes``: (m, 3)
+    grid (pitch, onset, offset) accompaniment notes, instead of those of the roll ``accompaniment``."""
     try:
         import music21  # noqa: F401
     except ImportError:
@@ -119,7 +121,7 @@ def write_musicxml(
     end = _q(song.n_ticks)
     mel = song.grid_notes
     melody = _staff_stream(_grid_notes(mel[:, 0], mel[:, 1], mel[:, 2]), stream.Part, end)
-    acc = extract_notes(accompaniment)  # (m, 3) pitch, on, off
+    acc = extract_notes(accompaniment) if notes is None else np.asarray(notes, np.int64).reshape(-1, 3)
     upper = acc[acc[:, 0] >= SPLIT_PITCH] if len(acc) else acc
     lower = acc[acc[:, 0] < SPLIT_PITCH] if len(acc) else acc
     treble = _staff_stream(_grid_notes(upper[:, 1], upper[:, 2], upper[:, 0]), stream.PartStaff, end)

@@ -1,7 +1,9 @@
-"""One melody in, an accompaniment out: read, chords, one forward pass, MIDI / PNG / chords.txt / WAV.
+"""One melody in, an accompaniment out: read, chords, the model, MIDI / PNG / chords.txt / WAV.
 
-:func:`harmonize_files` loads the model once and runs every input; a failing input is reported (one line)
-and the others are still written.
+The model is parallel (one forward pass, thresholded: :func:`harmonize_song`) or generative (sampled tick
+by tick, candidates, bars regenerated: :mod:`stripes.apps.harmonize.generative`); ``Options.mode`` picks,
+see :func:`stripes.apps.harmonize.generative.load_for_mode`. :func:`harmonize_files` loads the model once
+and runs every input; a failing input is reported (one line) and the others are still written.
 """
 
 from __future__ import annotations
@@ -11,18 +13,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stripes.apps.harmonize import chords as ch
 from stripes.apps.harmonize.errors import HarmonizeError
 from stripes.apps.harmonize.estimate import Key, estimate_chords, melody_key, parse_key
-from stripes.apps.harmonize.model import LoadedModel, choose_notes, load_model, predict_probs
+from stripes.apps.harmonize.model import LoadedModel, choose_notes, predict_probs
 from stripes.apps.harmonize.safety import check_input_file
 from stripes.apps.harmonize.song import Song, load_score, read_midi_song, to_grid
 from stripes.errors import StripesError
 from stripes.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from stripes.apps.harmonize.generative import LoadedAccompanist
 
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
 KEY_PREFIX = "key: "  # the chords file's first comment line: "# key: A minor (estimated from the melody)"
@@ -44,6 +49,11 @@ class Options:
     png: bool = True
     key: str | None = None
     musicxml: bool = False
+    mode: str = "auto"
+    candidates: int = 1
+    regenerate: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
 
 
 @dataclass
@@ -153,24 +163,48 @@ def resolve_chords(
     return spans, ch.chroma_roll(spans, T), how
 
 
-def harmonize_song(
-    song: Song, loaded: LoadedModel, opts: Options, stem: str, log: Callable[[str], None]
-) -> Result:
-    """Harmonize one read song and write its outputs; returns the :class:`Result`."""
-    from stripes.apps.harmonize.render import build_score, write_midi, write_png
-
-    t0 = time.perf_counter()
-    res = Result(song.path)
-    for m in song.messages:
-        log(m)
+def chords_and_key(
+    song: Song,
+    opts: Options,
+    log: Callable[[str], None],
+    spans_given: list[ch.Span] | None = None,
+    given_name: str = "",
+) -> tuple[list[ch.Span], np.ndarray, str, Key, str]:
+    """(spans, (T, 12) chroma, chords source, key, key origin) of a song; ``spans_given`` (the chord
+    markers of a file being regenerated) come before the rules of :func:`resolve_chords`."""
     given_key = key_from_option(opts.key)
-    spans, chroma, source = resolve_chords(song, opts.chords, log, given_key)
+    if spans_given:
+        spans, chroma = spans_given, ch.chroma_roll(spans_given, song.n_ticks)
+        source = f"the chord markers of {given_name}"
+    else:
+        spans, chroma, source = resolve_chords(song, opts.chords, log, given_key)
     if given_key is not None:
         key, key_origin = given_key, "given with --key"
     else:
         key = melody_key(song.grid_notes, song.bar_starts, song.beats, song.n_ticks, [s.chord for s in spans])
         key_origin = "estimated from the melody"
     log(f"{song.path.name}: key {key.name} ({key_origin})")
+    return spans, chroma, source, key, key_origin
+
+
+def harmonize_song(
+    song: Song, loaded: LoadedModel, opts: Options, stem: str, log: Callable[[str], None]
+) -> Result:
+    """Harmonize one read song and write its outputs; returns the :class:`Result`. A generative model
+    (:class:`~stripes.apps.harmonize.generative.LoadedAccompanist`) goes to
+    :func:`~stripes.apps.harmonize.generative.generate_song`."""
+    from stripes.apps.harmonize.generative import GEN_HINT, LoadedAccompanist, generate_song
+    from stripes.apps.harmonize.render import build_score, write_midi, write_png
+
+    if isinstance(loaded, LoadedAccompanist):
+        return generate_song(song, loaded, opts, stem, log)
+    if opts.regenerate:
+        raise HarmonizeError(f"--regenerate needs a generative model; {GEN_HINT}")
+    t0 = time.perf_counter()
+    res = Result(song.path)
+    for m in song.messages:
+        log(m)
+    spans, chroma, source, key, key_origin = chords_and_key(song, opts, log)
     probs = predict_probs(loaded, song.melody_roll(), chroma)
     threshold = loaded.threshold if opts.threshold is None else float(opts.threshold)
     chosen = choose_notes(probs, threshold, loaded.merge, opts.seed)
@@ -228,11 +262,13 @@ def harmonize_song(
     return res
 
 
-def _stems(paths: list[Path]) -> list[str]:
+def _stems(paths: list[Path], regenerate: bool = False) -> list[str]:
+    from stripes.apps.harmonize.generative import regenerated_stem
+
     seen: dict[str, int] = {}
     out = []
     for p in paths:
-        stem = p.stem
+        stem = regenerated_stem(p) if regenerate else p.stem
         seen[stem] = seen.get(stem, 0) + 1
         out.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
     return out
@@ -243,17 +279,39 @@ def harmonize_files(
     opts: Options,
     log: Callable[[str], None] | None = None,
     debug: bool = False,
-    loaded: LoadedModel | None = None,
+    loaded: LoadedModel | LoadedAccompanist | None = None,
 ) -> list[Result]:
-    """Harmonize every input with one model load; errors are collected per input (``Result.error``)."""
+    """Harmonize every input with one model load; errors are collected per input (``Result.error``).
+
+    The model: ``loaded`` when given, else :func:`~stripes.apps.harmonize.generative.load_for_mode` of
+    ``opts.checkpoint`` and ``opts.mode``. ``--regenerate`` and ``--candidates`` > 1 need a generative one
+    (checked once, before any input is read)."""
+    from stripes.apps.harmonize.generative import GEN_HINT, LoadedAccompanist, describe, load_for_mode
+
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    loaded = loaded or load_model(opts.checkpoint)
-    log(f"model: {loaded.source} (threshold {loaded.threshold:g}, {loaded.threshold_from})")
+    loaded = loaded or load_for_mode(opts.checkpoint, opts.mode)
+    generative = isinstance(loaded, LoadedAccompanist)
+    if not generative and (opts.regenerate or int(opts.candidates) > 1):
+        flag = "--regenerate" if opts.regenerate else "--candidates"
+        why = "--mode parallel was asked" if opts.mode == "parallel" else "the model is a parallel one"
+        raise HarmonizeError(f"{flag} needs the generative mode ({why}); {GEN_HINT}")
+    log(describe(loaded))
+    if generative and opts.threshold is not None:
+        log("note: --threshold is for --mode parallel; ignored by the generative model")
+    if not generative and (opts.temperature is not None or opts.top_p is not None):
+        log("note: --temperature / --top-p are for the generative model; ignored in --mode parallel")
     paths = [Path(p) for p in inputs]
     results = []
-    for path, stem in zip(paths, _stems(paths)):
+    for path, stem in zip(paths, _stems(paths, bool(opts.regenerate))):
         try:
-            song = read_song(path, opts.melody_track)
+            if opts.regenerate:
+                if path.suffix.lower() not in MIDI_SUFFIXES:
+                    raise HarmonizeError(
+                        f"{path}: --regenerate reads a MIDI file written by stripes harmonize"
+                    )
+                song = read_midi_song(path, opts.melody_track or "melody")
+            else:
+                song = read_song(path, opts.melody_track)
             results.append(harmonize_song(song, loaded, opts, stem, log))
         except StripesError as exc:
             if debug:

@@ -68,6 +68,27 @@ def accompaniment_velocities(
     return np.clip(base + beat + register + human, 1, 127).astype(np.int64)
 
 
+def notes_from_rolls(frame: np.ndarray, onset: np.ndarray) -> np.ndarray:
+    """Frame and onset rolls (T, 128) -> (m, 3) int64 grid notes (pitch, onset, offset) like
+    :func:`stripes.metrics.extract_notes`, but a new onset inside a sounding run starts a new note (repeated
+    notes stay separate). A note starts at an onset or where a run starts without one; an onset on a silent
+    tick is ignored. Sorted by onset, then pitch."""
+    f = np.asarray(frame).astype(bool)
+    o = np.asarray(onset).astype(bool)
+    prev = np.zeros_like(f)
+    prev[1:] = f[:-1]
+    start = f & (o | ~prev)
+    stop = ~f | start
+    out = []
+    for p in np.flatnonzero(f.any(0)):
+        s = np.flatnonzero(start[:, p])
+        ends = np.append(np.flatnonzero(stop[:, p]), len(f))
+        e = ends[np.searchsorted(ends, s, side="right")]
+        out += [(int(p), int(a), int(b)) for a, b in zip(s, e)]
+    arr = np.array(out, np.int64).reshape(-1, 3)
+    return arr[np.lexsort((arr[:, 0], arr[:, 1]))] if len(arr) else arr
+
+
 def build_score(
     song: Song,
     accompaniment: np.ndarray,
@@ -78,6 +99,9 @@ def build_score(
     key: Any = None,
     seed: int | None = None,
     accompaniment_program: int = 0,
+    onsets: np.ndarray | None = None,
+    notes: np.ndarray | None = None,
+    kept: np.ndarray | None = None,
 ) -> Any:
     """A symusic Score in the input's ticks, ready for a DAW.
 
@@ -87,7 +111,13 @@ def build_score(
     binary roll on the training grid; velocities by :data:`VELOCITY_RULE`, or all ``velocity`` when given)
     and, when ``spans`` is given, ``chords`` (block chords, octave 3-4, velocity 55). ``chords``: a marker
     meta event with the chord symbol at every chord change (``N.C.`` where the chords stop). ``key``: an
-    :class:`~stripes.apps.harmonize.estimate.Key` written as the key signature when the input has none."""
+    :class:`~stripes.apps.harmonize.estimate.Key` written as the key signature when the input has none.
+
+    Generated accompaniments: ``onsets`` (T, 128), the onset roll beside the frame roll ``accompaniment``,
+    splits notes at every onset (repeated notes stay separate, :func:`notes_from_rolls`); ``notes`` (m, 3)
+    grid (pitch, onset, offset) replaces the roll altogether; ``kept`` (k, 4) notes in the input's ticks
+    (time, duration, pitch, velocity) are added as they are (the accompaniment kept by ``--regenerate``).
+    The velocity rule applies to the grid notes only; with ``kept`` the track is sorted by time, pitch."""
     import symusic
 
     from stripes.metrics import extract_notes
@@ -121,7 +151,9 @@ def build_score(
         melody.notes.append(symusic.Note(int(t), int(d), int(p), int(v)))
     out.tracks.append(melody)
     acc = symusic.Track("accompaniment", int(accompaniment_program), False)
-    notes = extract_notes(accompaniment)
+    if notes is None:
+        notes = extract_notes(accompaniment) if onsets is None else notes_from_rolls(accompaniment, onsets)
+    notes = np.asarray(notes, np.int64).reshape(-1, 3)
     if len(notes):
         on = _grid_to_input(notes[:, 1], tpq)
         off = np.maximum(_grid_to_input(notes[:, 2], tpq), on + 1)
@@ -131,6 +163,10 @@ def build_score(
         )
         for (p, _, _), a, b, v in zip(notes, on, off, vel):
             acc.notes.append(symusic.Note(int(a), int(b - a), int(p), int(v)))
+    if kept is not None and len(kept):
+        for t, d, p, v in np.asarray(kept, np.int64).reshape(-1, 4):
+            acc.notes.append(symusic.Note(int(t), int(d), int(p), int(v)))
+        acc.notes.sort(key=lambda n: (n.time, n.pitch, n.duration))
     out.tracks.append(acc)
     if spans:
         ch = symusic.Track("chords", 0, False)
@@ -151,7 +187,8 @@ def write_midi(path: Path, score: Any) -> None:
 
 
 def write_png(
-    path: Path, song: Song, probs: np.ndarray, chosen: np.ndarray, spans: list[Span], title: str = ""
+    path: Path, song: Song, probs: np.ndarray, chosen: np.ndarray, spans: list[Span], title: str = "",
+    label: str = "accompaniment pitch\n(grey: probability, blue: notes)",
 ) -> None:
     """Melody (with chord labels above) and accompaniment (probabilities in grey, chosen notes in blue)."""
     import matplotlib
@@ -235,7 +272,7 @@ def write_png(
         cmap=ListedColormap([(0.1, 0.3, 0.85, 0.85)]),
         extent=(0, T, lo2, hi2),
     )
-    ax2.set_ylabel("accompaniment pitch\n(grey: probability, blue: notes)")
+    ax2.set_ylabel(label)
     for ax in (ax1, ax2):
         for b in song.bar_starts:
             ax.axvline(b, color="#999999", lw=0.4, zorder=0)
