@@ -9,7 +9,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="evaluate a trained run on the test split",
-        description="Binarization chosen on validation; writes RUN/metrics_{bars}.json.",
+        description="Binarization chosen on validation; writes RUN/metrics_{bars}.json. An accompaniment "
+        "run (task=accompany) is sampled with settings chosen on validation and scored against the human "
+        "piano instead: RUN/metrics_accompany_{bars}.json.",
     )
     p.add_argument("run", help="run folder written by `stripes train`")
     p.add_argument(
@@ -38,7 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from stripes.experiments.evaluate import evaluate_run, format_result
 
     overrides = parse_overrides(args.set)
+    if _is_accompany(args.run):  # the autoregressive model: sampled, then scored against the human piano
+        from stripes.experiments.accompany import evaluate_accompanist, format_accompany
 
+        for bars in args.bars or [16]:
+            res = evaluate_accompanist(args.run, bars, which=args.checkpoint, data_root=args.data_root,
+                                       cache_dir=args.cache_dir)
+            print(format_accompany(res))
+        return 0
     for bars in args.bars or [16]:
         res = evaluate_run(
             args.run,
@@ -51,3 +60,15 @@ def run(args: argparse.Namespace) -> int:
         )
         print(format_result(res))
     return 0
+
+
+def _is_accompany(run: str) -> bool:
+    """True for a run folder of ``task = "accompany"`` (its config.json says so)."""
+    import json
+    from pathlib import Path
+
+    cfg = Path(run) / "config.json"
+    try:
+        return json.loads(cfg.read_text()).get("task") == "accompany"
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -144,8 +144,14 @@ def _train(config: Any, out_dir: Path, resume: bool, data_root: Any, cache_dir: 
 
 
 def _evaluate(run_dir: Path, bars: int, data_root: Any, cache_dir: Any) -> Any:
+    import json
+
     from stripes.experiments.evaluate import evaluate_run
 
+    if json.loads((Path(run_dir) / "config.json").read_text()).get("task") == "accompany":
+        from stripes.experiments.accompany import evaluate_accompanist  # sampled, scored vs the human
+
+        return evaluate_accompanist(run_dir, bars, data_root=data_root, cache_dir=cache_dir)
     return evaluate_run(run_dir, bars=bars, data_root=data_root, cache_dir=cache_dir)
 
 
