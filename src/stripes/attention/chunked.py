@@ -33,6 +33,18 @@ def chunks(x: torch.Tensor, n: int, c: int) -> torch.Tensor:
 SEGMENT_TOKENS = 1024
 
 
+def _chunked(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+    """q, k, v (B, T, H, .) as chunks (B, H, n, C, .), v with a column of ones appended: phi(q)^T z rides
+    along as the last column of every product; returns them with n and the chunk size C (<= T)."""
+    b, t, h, _ = q.shape
+    c = min(c, t)
+    n = -(-t // c)
+    vc = chunks(torch.cat([v, v.new_ones(b, t, h, 1)], dim=-1), n, c)  # (B, H, n, C, Dv + 1)
+    return chunks(q, n, c), chunks(k, n, c), vc, n, c
+
+
 def causal_segment(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c: int, eps: float, init: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,13 +52,9 @@ def causal_segment(
 
     ``init`` (B, H, M, Dv + 1) is the state [S | z] entering the segment (None = zeros).
     """
-    b, t, h, m = q.shape
+    b, t, h, _ = q.shape
     dv = v.shape[-1]
-    c = min(c, t)
-    n = -(-t // c)
-    qc, kc = chunks(q, n, c), chunks(k, n, c)
-    # v with a column of ones: phi(q)^T z rides along as the last column of every product below
-    vc = chunks(torch.cat([v, v.new_ones(b, t, h, 1)], dim=-1), n, c)  # (B, H, n, C, Dv + 1)
+    qc, kc, vc, n, c = _chunked(q, k, v, c)
     # per-chunk sums [sum phi(k) v^T | sum phi(k)] and their exclusive prefix: the state entering each chunk
     kv = kc.transpose(-1, -2) @ vc  # (B, H, n, M, Dv + 1)
     s_prev = _ExclusivePrefixSum.apply(kv)
@@ -80,12 +88,9 @@ def causal_segment_scaled(
     difference (earlier maximum or key) − (later maximum), so it is <= 0. Returns out, the state after the
     segment and its reference.
     """
-    b, t, h, m = q.shape
+    b, t, h, _ = q.shape
     dv = v.shape[-1]
-    c = min(c, t)
-    n = -(-t // c)
-    qc, kc = chunks(q, n, c), chunks(k, n, c)
-    vc = chunks(torch.cat([v, v.new_ones(b, t, h, 1)], dim=-1), n, c)  # (B, H, n, C, Dv + 1)
+    qc, kc, vc, n, c = _chunked(q, k, v, c)
     a = a.permute(0, 2, 1)  # (B, H, T)
     if n * c != t:
         a = F.pad(a, (0, n * c - t), value=float("-inf"))
