@@ -307,3 +307,24 @@ def test_parallel_mode_gives_todays_output(tmp_path, melody, smoke_model_file):
     got = symusic.Score(str(tmp_path / "parallel/tune.harmonized.mid"))
     assert sorted((n.time, n.duration, n.pitch, n.velocity) for n in got.tracks[1].notes) == sorted(
         (n.time, n.duration, n.pitch, n.velocity) for n in want.tracks[1].notes)
+
+
+def test_shipped_accompanist_loads_and_plays_the_example(tmp_path):
+    """When the package ships accompanist.pt: small, weights_only, sampler settings stored, and --example
+    (auto mode) harmonizes the bundled melody with it."""
+    from stripes.apps.harmonize.generative import LoadedAccompanist, load_for_mode
+    from stripes.apps.harmonize.model import shipped_accompanist
+    from stripes.train.checkpoint import load_checkpoint
+
+    path = shipped_accompanist()
+    if not path.is_file():
+        pytest.skip("no shipped generative model")
+    assert path.stat().st_size < 5 * 2**20
+    ck = load_checkpoint(path)  # weights_only=True
+    assert ck["config"]["task"] == "accompany" and {"temperature", "top_p"} <= set(ck["extra"])
+    assert isinstance(load_for_mode(None, "auto"), LoadedAccompanist)
+    assert main(["harmonize", "--example", "--out", str(tmp_path), "--no-png"]) == 0
+    side = json.loads((tmp_path / "morning_walk.harmonize.json").read_text())
+    assert side["mode"] == "generative" and side["model"] == str(path)
+    notes = _acc(tmp_path / "morning_walk.harmonized.mid")
+    assert 50 < len(notes) < 2000  # a trained model plays a sensible number of notes over 17 bars
