@@ -134,7 +134,10 @@ def test_context_mi_file_is_extended_not_recomputed(tmp_path: Path, monkeypatch:
 
 def test_statistics_helpers() -> None:
     rho, p, n = cq.spearman([1, 2, 3, 4], [8, 6, 4, 2])
-    assert rho == pytest.approx(-1.0) and p < 0.01 and n == 4
+    assert rho == pytest.approx(-1.0) and p == pytest.approx(2 / 24) and n == 4  # exact: 2 of 4! orders
+    x12 = np.arange(12.0)
+    rho, p, n = cq.spearman(x12, x12 ** 2)  # beyond EXACT_MAX_N: scipy's p
+    assert rho == pytest.approx(1.0) and p < 1e-6 and n == 12
     assert math.isnan(cq.spearman([1, 2], [1, 2])[0])
     x = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     y = np.where(x < 0.3, 10 - 20 * x, 4 - 2 * (x - 0.3))  # steep, then flat: bends at 0.3
@@ -184,6 +187,7 @@ def test_report_relates_bce_and_cs_to_mi(tmp_path: Path) -> None:
     cs_all = re.search(r"\| CS@0.5, 16 bars \| all \| (-?[\d.]+) \(\S+, 24\)", q1)
     assert cs_all and float(cs_all.group(1)) > 0.9
     assert "| test BCE×100, 16 bars | corruption only |" in q1 and "nats (" in q1  # the bend
+    assert "| BIN_CORRUPT1 | 3 % | 0 % | 0 % |" in q1 and "| BIN | 100 % | 100 % | 100 % |" in q1
     assert "shifted chords against the corruption curve" in q1
     assert "| BIN_SHIFT2 | test BCE×100, 16 bars |" in q1
     assert "### Methods on the same degraded context" in q1

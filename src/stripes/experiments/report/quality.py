@@ -111,7 +111,7 @@ def q1_section(groups: dict[tuple[str, str], list[Run]], mi_rows: Sequence[dict[
     md.append("")
     main = PRIMARY if PRIMARY in methods else methods[0]
     if mi:
-        md += _correlations(g, main, mi) + _shift_vs_corrupt(g, main, mi)
+        md += _correlations(g, main, mi) + _kept(g, main, mi) + _shift_vs_corrupt(g, main, mi)
     md += _method_gap(g, methods)
     if mi and _figure(g, methods, mi, out_dir / FIGURE):
         md += [f"![Q1: BCE and CS@0.5 against MI]({FIGURE})", ""]
@@ -142,6 +142,36 @@ def _correlations(g: dict[tuple[str, str], list[Run]], method: str, mi: dict[str
                       f"{bend[0]} | {bend[1]} |")
     md.append("")
     return md
+
+
+def _kept(g: dict[tuple[str, str], list[Run]], method: str, mi: dict[str, float]) -> list[str]:
+    """Each context's share of what BIN has: of its MI, and of its gain over the fully corrupted context
+    (rate 1, chords unrelated to the music) in BCE and CS@0.5."""
+    ends = {}
+    for label, metric, setting, scale, _lower in MEASURES:
+        v0 = _vals(g.get(("BIN", method), []), metric, setting, scale)
+        v1 = _vals(g.get(("BIN_CORRUPT1", method), []), metric, setting, scale)
+        if v0 and v1 and np.mean(v0) != np.mean(v1):
+            ends[label] = (float(np.mean(v0)), float(np.mean(v1)))
+    if not ends or "BIN" not in mi:
+        return []
+    lines = []
+    for ctx in sorted({c for c, m in g if m == method and c in mi}, key=_order):
+        cells = []
+        for label, metric, setting, scale, _lower in MEASURES:
+            v = _vals(g[(ctx, method)], metric, setting, scale)
+            if label in ends and v:
+                best, none = ends[label]
+                share = 100 * (float(np.mean(v)) - none) / (best - none)
+                cells.append(f"{share:.0f} %" if abs(share) >= 0.5 else "0 %")
+            else:
+                cells.append("–")
+        lines.append(f"| {ctx} | {100 * mi[ctx] / mi['BIN']:.0f} % | " + " | ".join(cells) + " |")
+    return [f"### {method}: what each context keeps of BIN", "",
+            "MI as a share of BIN's; performance as the share of BIN's gain over the fully corrupted context "
+            "(rate 1: chords unrelated to the music), means over seeds.", "",
+            "| context | MI kept | " + " | ".join(f"{lab} gain kept" for lab, *_ in MEASURES) + " |",
+            "|---|---|" + "---|" * len(MEASURES), *lines, ""]
 
 
 def _shift_vs_corrupt(g: dict[tuple[str, str], list[Run]], method: str, mi: dict[str, float]) -> list[str]:
@@ -225,10 +255,10 @@ def _figure(g: dict[tuple[str, str], list[Run]], methods: Sequence[str], mi: dic
                     ax.annotate(f"r={value:g}" if kind == "corrupt" else f"+{value:g}b", (xx, yy),
                                 textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
                 drawn = True
-        _, _, per = _points(g, methods[0], mi, metric, setting, scale)
+        _, _, per = _points(g, methods[0], mi, metric, setting, scale, ("corrupt",))
         h = hinge_fit([p[1] for p in per], [float(np.mean(p[2])) for p in per]) if per else None
         if h is not None:
-            ax.axvline(h["break"], color="grey", ls="--", lw=0.8, label=f"bend ({methods[0]})")
+            ax.axvline(h["break"], color="grey", ls="--", lw=0.8, label=f"bend ({methods[0]}, corrupted)")
         ax.set_xlabel("MI content/context (nats, plug-in)")
         ax.set_title(f"{label} ({'lower' if lower else 'higher'} is better)")
     if not drawn:
