@@ -125,8 +125,9 @@ def check_qk(
             raise PEInputError("pos_k is required when q and k have different lengths")
         pos_k = pos_q
     dtype = compute_dtype(q.dtype)
+    same = pos_k is pos_q and q.shape[:2] == k.shape[:2]  # self-attention: check (and convert) once
     pos_q = check_positions(pos_q, q.shape[0], q.shape[1], context_dim, "pos_q", dtype)
-    pos_k = check_positions(pos_k, k.shape[0], k.shape[1], context_dim, "pos_k", dtype)
+    pos_k = pos_q if same else check_positions(pos_k, k.shape[0], k.shape[1], context_dim, "pos_k", dtype)
     return pos_q, pos_k
 
 
