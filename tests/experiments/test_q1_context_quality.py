@@ -64,6 +64,7 @@ class _FakeCache:
             pcs = np.array([np.flatnonzero(self.chroma[c])[rng.integers(0, 3)] for c in chord])
             roll = np.zeros((chord.size, 384), bool)
             roll[np.arange(chord.size), 60 + pcs] = True
+            roll[np.arange(chord.size), 256 + 48 + chord - 1] = True  # the piano plays the chord's root
             ids.append(chord)
             rolls.append(np.packbits(roll, axis=-1))
             lengths.append(chord.size)
@@ -114,6 +115,12 @@ def test_mi_decreases_with_the_corruption_rate(monkeypatch: pytest.MonkeyPatch) 
     assert mi[0] > 0.8 and mi[-1] < 0.1 * mi[0]  # content follows the chord; rate 1 leaves ~nothing
     assert rows["bin_shift4"]["plugin"] < rows["bin_shift1"]["plugin"] < rows["bin"]["plugin"]
     assert rows["bin"]["kind"] == "corrupt" and rows["bin_shift4"]["value"] == 4.0
+    rows_t = cq.context_mi_rows(["bin", "bin_corrupt1"], content="target")  # the piano alone
+    target = {r["context"]: r["plugin"] for r in rows_t}
+    assert target["bin"] == pytest.approx(np.log(12), rel=0.02)  # the piano's root names the chord
+    assert target["bin_corrupt1"] < 0.2 * target["bin"]
+    with pytest.raises(Exception, match="content"):
+        cq.context_mi_rows(["bin"], content="piano")
 
 
 def test_context_mi_file_is_extended_not_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

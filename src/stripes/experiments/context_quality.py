@@ -53,9 +53,9 @@ def _windows(ds: Any, variants: Any, name: str, content: str) -> Iterable[tuple[
     arrays = ds.arrays()
     t = int(arrays["window_len"])
     roll, chord, chroma = arrays["roll"], arrays["chord"], np.asarray(arrays["chroma"])
-    n_cols = 256 if content == "input" else 384
+    cols = {"input": slice(0, 256), "all": slice(0, 384), "target": slice(256, 384)}[content]
     for (row, start), s in zip(np.asarray(ds.windows), np.asarray(arrays["starts"]), strict=True):
-        x = np.unpackbits(np.asarray(roll[int(s) : int(s) + t]), axis=-1, count=384)[:, :n_cols]
+        x = np.unpackbits(np.asarray(roll[int(s) : int(s) + t]), axis=-1, count=384)[:, cols]
         if name == "bin":
             pos = chroma[np.asarray(chord[int(s) : int(s) + t], dtype=np.int64)]
         else:
@@ -67,13 +67,14 @@ def context_mi_rows(names: Sequence[str], data_root: Any = None, cache_dir: Any 
                     bars: int = 16, *, n_shuffles: int = 5, seed: int = 0, content: str = "input",
                     log: Callable[[str], None] = lambda s: None) -> list[dict[str, Any]]:
     """One MI row per BIN-family context of ``names`` (the estimates of ``stripes analyze mi``, nats), over
-    the ``split`` windows of ``bars`` bars; ``content`` "input" (melody + bridge) or "all"."""
+    the ``split`` windows of ``bars`` bars; ``content`` "input" (melody + bridge, P1 Table I), "all" (with
+    the piano) or "target" (the piano alone: what the model predicts)."""
     from stripes.analysis.mi import count_tables, mi_estimates
     from stripes.data import HarmonizationDataset
     from stripes.data.variants import ContextVariants
 
-    if content not in ("input", "all"):
-        raise DataError(f"content must be 'input' or 'all', got {content!r}")
+    if content not in ("input", "all", "target"):
+        raise DataError(f"content must be 'input', 'all' or 'target', got {content!r}")
     bad = [n for n in names if not is_bin_family(n)]
     if bad:
         raise DataError(f"not BIN or a BIN variant: {', '.join(bad)}")
@@ -114,14 +115,15 @@ def write_context_mi(rows: Sequence[dict[str, Any]], path: str | os.PathLike) ->
 
 
 def ensure_context_mi(path: str | os.PathLike, names: Sequence[str], data_root: Any = None,
-                      cache_dir: Any = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                      cache_dir: Any = None, log: Callable[[str], None] = print,
+                      content: str = "input") -> list[dict[str, Any]]:
     """The MI rows of ``names`` in ``path``, computing (and adding to the file) only the missing ones."""
     p = Path(path)
     rows = load_context_mi(p) if p.is_file() else []
     have = {str(r["context"]) for r in rows}
     missing = [n.lower() for n in dict.fromkeys(names) if n.lower() not in have]
     if missing:
-        rows += context_mi_rows(missing, data_root, cache_dir, log=log)
+        rows += context_mi_rows(missing, data_root, cache_dir, log=log, content=content)
         write_context_mi(rows, p)
     return rows
 
@@ -209,11 +211,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--contexts", default="bin,bin_corrupt0.25,bin_corrupt0.5,bin_corrupt0.75,bin_corrupt1,"
                    "bin_shift1,bin_shift2,bin_shift4", help="comma-separated (default %(default)s)")
     p.add_argument("--out", default="results/q1/mi/context_mi.json", help="JSON file (extended, not redone)")
+    p.add_argument("--content", default="input", choices=["input", "all", "target"],
+                   help="pitches counted: input (melody + bridge, P1 Table I; default), all tracks, or "
+                        "target (the piano alone)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--cache-dir", default=None)
     a = p.parse_args(argv)
     rows = ensure_context_mi(a.out, [c.strip() for c in a.contexts.split(",") if c.strip()], a.data_root,
-                             a.cache_dir)
+                             a.cache_dir, content=a.content)
+    if any(r.get("content", "input") != a.content for r in rows):
+        raise DataError(f"{a.out} holds MI of other content than {a.content!r}: give another --out")
     print(f"{'context':<16} {'plug-in':>8} {'M-Madow':>8} {'shuffle':>8}")
     for r in rows:
         print(f"{r['context']:<16} {r['plugin']:>8.4f} {r.get('miller_madow', math.nan):>8.4f} "
