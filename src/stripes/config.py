@@ -43,8 +43,8 @@ class ModelConfig:
     redraw: str | float = "step"  # FAVOR+ random features: fixed | step | redraw probability per step
     share_pe: bool = False  # one PE module for all layers instead of one per layer
     pe_options: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of build_pe
-    # options of the feature map; stabilize_keys=False keeps FAVOR+ strictly causal (the per-sequence key
-    # stabiliser would let future keys change earlier outputs numerically, through eps)
+    # options of the feature map. stabilize_keys (kept: it is part of every recorded run's identity) no longer
+    # changes the layer, whose causal FAVOR+ keys are stabilised by a running maximum (docs/attention.md)
     feature_map_options: dict[str, Any] = field(default_factory=lambda: {"stabilize_keys": False})
     # accompaniment model only: also feed the positions (the BIN chroma of the chord at t) as input features,
     # so the model knows the absolute chord, not only what its PE's kernel tells it

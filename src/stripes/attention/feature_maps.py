@@ -196,6 +196,13 @@ class FavorFeatureMap(FeatureMap):
         self.redraw_()
         return True
 
+    def _exponents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x in float32 at least, and u = [w_i.x, -w_i.x]_i (..., M) with w scaled: one matmul (call with
+        autocast off)."""
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
+        w = self.omega.to(x.dtype) * self.scale
+        return x, x @ torch.cat([w, -w], dim=0).T
+
     def key_features(
         self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,11 +214,8 @@ class FavorFeatureMap(FeatureMap):
         rows collapse to zero (the per-token max is detached, as a stabiliser; |x|^2/2 keeps its gradient).
         """
         _check_input(x, self.in_dim)
-        dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = x.to(dtype)
-            w = self.omega.to(dtype) * self.scale
-            u = x @ torch.cat([w, -w], dim=0).T  # (..., M)
+            x, u = self._exponents(x)
             top = u.detach().amax(dim=-1, keepdim=True)
             phi = torch.exp(u - (top + 0.5 * math.log(self.out_dim)))
             log_scale = (top - 0.5 * (self.scale**2) * (x * x).sum(dim=-1, keepdim=True)).squeeze(-1)
@@ -229,12 +233,8 @@ class FavorFeatureMap(FeatureMap):
             raise ConfigError(f"role must be 'query', 'key' or None, got {role!r}")
         if role == "key" and self.stabilize_keys and x.dim() != 4:
             raise ConfigError(f"key features need (B, T, H, D) inputs, got shape {tuple(x.shape)}")
-        dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = x.to(dtype)
-            w = self.omega.to(dtype) * self.scale
-            # u = [w_i.x, -w_i.x]_i with x already scaled: one matmul, no concatenation of big tensors
-            u = x @ torch.cat([w, -w], dim=0).T  # (..., M)
+            x, u = self._exponents(x)
             half_log_m = 0.5 * math.log(self.out_dim)
             if role == "query":
                 # per-token constants cancel in phi(q).S / phi(q).z, so |x|^2/2 is absorbed by the max

@@ -115,7 +115,8 @@ class AttentionLayer(nn.Module):
             if feature_map == "favor":
                 # temperature 1/sqrt(head_dim) whatever the PE's out_dim (see the class docstring)
                 options.setdefault("scale", self.head_dim**-0.25)
-                # the per-sequence key stabiliser reads future keys (through eps): off when causal
+                # only for direct phi(k, role="key") calls: the layer's keys go through key_features (a
+                # running maximum inside linear_attention), whatever this says
                 options.setdefault("stabilize_keys", not causal)
             self.feature_map = build_feature_map(
                 feature_map, qk_dim, n_features=n_features, redraw=redraw, seed=seed, **options
