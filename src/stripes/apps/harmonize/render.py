@@ -71,21 +71,11 @@ def accompaniment_velocities(
 def notes_from_rolls(frame: np.ndarray, onset: np.ndarray) -> np.ndarray:
     """Frame and onset rolls (T, 128) -> (m, 3) int64 grid notes (pitch, onset, offset) like
     :func:`stripes.metrics.extract_notes`, but a new onset inside a sounding run starts a new note (repeated
-    notes stay separate). A note starts at an onset or where a run starts without one; an onset on a silent
-    tick is ignored. Sorted by onset, then pitch."""
-    f = np.asarray(frame).astype(bool)
-    o = np.asarray(onset).astype(bool)
-    prev = np.zeros_like(f)
-    prev[1:] = f[:-1]
-    start = f & (o | ~prev)
-    stop = ~f | start
-    out = []
-    for p in np.flatnonzero(f.any(0)):
-        s = np.flatnonzero(start[:, p])
-        ends = np.append(np.flatnonzero(stop[:, p]), len(f))
-        e = ends[np.searchsorted(ends, s, side="right")]
-        out += [(int(p), int(a), int(b)) for a, b in zip(s, e)]
-    arr = np.array(out, np.int64).reshape(-1, 3)
+    notes stay separate): :func:`stripes.metrics.texture.notes_from_rolls` in this module's layout, sorted by
+    onset, then pitch."""
+    from stripes.metrics.texture import notes_from_rolls as notes
+
+    arr = np.array([(p, a, b) for a, b, p in notes(frame, onset)], np.int64).reshape(-1, 3)
     return arr[np.lexsort((arr[:, 0], arr[:, 1]))] if len(arr) else arr
 
 
