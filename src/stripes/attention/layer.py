@@ -224,13 +224,8 @@ class AttentionLayer(nn.Module):
     ) -> torch.Tensor:
         """The new tokens attend to the cache and to each other; the cache takes them in (in place)."""
         if isinstance(cache, LinearCache):
-            assert self.feature_map is not None  # no redraw: every step must use the same features
-            phi_k, log_scale = self.feature_map.key_features(k, mask)
-            out, cache.state = linear_attention(
-                self.feature_map(q, role="query"), phi_k, v, causal=True, chunk_size=self.chunk_size,
-                eps=self.eps, key_padding_mask=mask, k_log_scale=log_scale, initial_state=cache.state,
-                return_state=True,
-            )
+            # no redraw: every step must use the same features
+            out, cache.state = self._linear(q, k, v, mask, initial_state=cache.state, return_state=True)
             cache.seen += q.shape[1]
             return out
         assert isinstance(cache, KVCache)
@@ -272,8 +267,15 @@ class AttentionLayer(nn.Module):
             )
         assert self.feature_map is not None
         self.feature_map.maybe_redraw()
-        phi_k, log_scale = self.feature_map.key_features(k, key_padding_mask)
+        return self._linear(q, k, v, key_padding_mask)
+
+    def _linear(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                **state: Any) -> Any:
+        """Feature maps (keys with their log scale) then :func:`linear_attention`; ``state``: its
+        ``initial_state`` / ``return_state``."""
+        assert self.feature_map is not None
+        phi_k, log_scale = self.feature_map.key_features(k, mask)
         return linear_attention(
             self.feature_map(q, role="query"), phi_k, v, causal=self.causal, chunk_size=self.chunk_size,
-            eps=self.eps, key_padding_mask=key_padding_mask, k_log_scale=log_scale,
+            eps=self.eps, key_padding_mask=mask, k_log_scale=log_scale, **state,
         )
