@@ -27,6 +27,7 @@ from stripes.errors import ConfigError
 CONTEXT_NAMES = _CANONICAL + tuple(CONTEXT_ALIASES)  # accepted spellings (m, c, p = melody, chord, phrase)
 ATTENTIONS = ("linear", "softmax")
 BIAS_PES = ("srpe",)  # bias-type PEs only work with softmax attention (P3 S-RPE)
+CONTEXT_LEARNERS = ("none", "linear", "mlp", "chord_embedding")  # model.context_learner (question 2)
 
 
 @dataclass
@@ -49,6 +50,10 @@ class ModelConfig:
     # accompaniment model only: also feed the positions (the BIN chroma of the chord at t) as input features,
     # so the model knows the absolute chord, not only what its PE's kernel tells it
     pos_input: bool = False
+    # question 2 (a learned structure): positions' = f_θ(positions) before every PE, trained end to end
+    # (stripes.models.context_learner): "none" | "linear" | "mlp" | "chord_embedding"; each starts as the
+    # identity, so step 0 equals the hand-made context
+    context_learner: str = "none"
 
 
 @dataclass
@@ -97,10 +102,13 @@ class EvalConfig:
     max_test_windows: int | None = None
     n_examples: int = 2  # windows written as MIDI + PNG
     batch_size: int = 4
+    # also write metrics_{bars}_positions.json (test BCE per bar, per window; question 3 of docs/results.md)
+    positions: bool = False
 
 
 # keys added after runs were recorded: left out of to_dict() (and so of the run identity) at their default
-_OMIT_AT_DEFAULT = ((("task",), "harmonize"), (("model", "pos_input"), False))
+_OMIT_AT_DEFAULT = ((("task",), "harmonize"), (("model", "pos_input"), False),
+                    (("model", "context_learner"), "none"), (("eval", "positions"), False))
 
 
 @dataclass
@@ -122,9 +130,9 @@ class RunConfig:
     task: str = "harmonize"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dictionary (JSON-serialisable). Keys added later (``task``, ``model.pos_input``) are
-        left out at their default, so the identity (config hash) of every run recorded before them is
-        unchanged."""
+        """Plain nested dictionary (JSON-serialisable). Keys added later (``task``, ``model.pos_input``,
+        ``model.context_learner``, ``eval.positions``) are left out at their default, so the identity (config
+        hash) of every run recorded before them is unchanged."""
         d = dataclasses.asdict(self)
         for path, default in _OMIT_AT_DEFAULT:
             node = d
@@ -266,6 +274,12 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"model.{name} must be positive")
     if m.d_model % m.n_heads:
         raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
+    if m.context_learner not in CONTEXT_LEARNERS:
+        raise ConfigError(f"model.context_learner must be one of {CONTEXT_LEARNERS}, got {m.context_learner!r}")
+    if m.context_learner == "chord_embedding" and (len(cfg.contexts) != 1 or not (
+            cfg.contexts[0] == "bin" or parse_variant(cfg.contexts[0]) is not None)):
+        raise ConfigError("model.context_learner='chord_embedding' reads the chord's chroma: use context bin "
+                          f"(or a BIN variant), got {cfg.context!r}")
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError("model.dropout must be in [0, 1)")
     if t.lr <= 0 or t.batch_size <= 0 or t.epochs <= 0:
