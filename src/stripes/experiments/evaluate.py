@@ -5,6 +5,9 @@ split at the same window length by the mean per-window criterion (onset F1 by de
 ``eval.thresholds`` x ``eval.merges``; ties go to the first grid point. Test metrics are the mean of
 per-window metrics, at the selected binarization and at the fixed threshold 0.5 (comparable to P1).
 The threshold-free BCE is computed from the logits (mean, and mean per position along the window).
+A ``task = "melody"`` run (question 4: the melody from the piano) is evaluated the same way, its grid
+extended by the monophonic decoding (most probable pitch per tick, then the same thresholds and merges,
+``stripes.metrics.binarize.binarize_mono``), the choice between them again made on validation.
 """
 
 from __future__ import annotations
@@ -42,36 +45,48 @@ def select_binarization(
     thresholds: list[float],
     merges: list[int | None],
     criterion: str = "onset_f1",
+    mono: bool = False,
 ) -> dict[str, Any]:
     """Grid point (threshold, merge) with the best mean ``criterion`` over the windows (first on ties).
 
     Returns {"method", "threshold", "merge", "criterion", "score", "grid": {"thr|merge": mean score},
     "at_grid_edge"}; ``at_grid_edge`` is True when the chosen threshold is the smallest or largest of the grid
-    (a wider grid might score better on validation).
+    (a wider grid might score better on validation). ``mono`` (a melody target) adds the monophonic decoding
+    of every grid point (keys ``"thr|merge|mono"``, methods ``mono`` / ``mono+merge``) and a ``"mono"`` entry.
     """
-    from stripes.metrics import binarize
-
-    grid = [(t, m) for m in merges for t in thresholds]
+    grid = [(t, m, False) for m in merges for t in thresholds]
+    grid += [(t, m, True) for m in merges for t in thresholds] if mono else []
     sums = np.zeros(len(grid))
     n = 0
     for w in windows:
-        for g, (t, m) in enumerate(grid):
-            sums[g] += _score(binarize(w["probs"], t, m), w["target"], criterion)
+        for g, (t, m, mo) in enumerate(grid):
+            sums[g] += _score(decode(w["probs"], t, m, mo), w["target"], criterion)
         n += 1
     if n == 0:
         raise TrainingError("no validation windows to choose the binarization on")
     means = sums / n
     best = int(np.argmax(means))  # argmax returns the first maximum
-    t, m = grid[best]
-    return {
-        "method": "threshold" if m is None else "threshold+merge",
+    t, m, mo = grid[best]
+    out = {
+        "method": ("mono" if mo else "threshold") + ("" if m is None else "+merge"),
         "threshold": float(t),
         "merge": m,
         "criterion": f"val {criterion.replace('_', ' ').replace('f1', 'F1')}",
         "score": float(means[best]),
-        "grid": {f"{tt}|{mm}": float(v) for (tt, mm), v in zip(grid, means)},
+        "grid": {f"{tt}|{mm}" + ("|mono" if mmo else ""): float(v) for (tt, mm, mmo), v in zip(grid, means)},
         "at_grid_edge": len(thresholds) > 1 and t in (min(thresholds), max(thresholds)),
     }
+    if mono:
+        out["mono"] = bool(mo)
+    return out
+
+
+def decode(probs: np.ndarray, threshold: float, merge: int | None = None, mono: bool = False) -> np.ndarray:
+    """Binary roll (T, 128) of probabilities: threshold (+ merge), or monophonic with ``mono``."""
+    from stripes.metrics import binarize
+    from stripes.metrics.binarize import binarize_mono
+
+    return (binarize_mono if mono else binarize)(probs, threshold, merge)
 
 
 def roll_to_track(roll: np.ndarray, name: str, program: int = 0, velocity: int = 80) -> Any:
@@ -98,15 +113,17 @@ def write_midi(path: Path, melody: np.ndarray, bridge: np.ndarray, piano: np.nda
 
 
 def write_pianoroll_png(
-    path: Path, target: np.ndarray, pred: np.ndarray, probs: np.ndarray | None = None, title: str = ""
+    path: Path, target: np.ndarray, pred: np.ndarray, probs: np.ndarray | None = None, title: str = "",
+    track: str = "piano",
 ) -> None:
-    """PNG with target, prediction (and probabilities) pianorolls (T, 128), time on x (atomic)."""
+    """PNG with target, prediction (and probabilities) pianorolls (T, 128), time on x (atomic); ``track``
+    names the predicted track in the labels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("target piano", target), ("predicted piano", pred)] + (
+    panels = [(f"target {track}", target), (f"predicted {track}", pred)] + (
         [("probabilities", probs)] if probs is not None else []
     )
     active = np.flatnonzero(np.asarray(target).any(0) | np.asarray(pred).any(0))
@@ -168,18 +185,20 @@ def evaluate_run(
     if not test_idx:
         raise TrainingError(f"no test windows at {bars} bars")
     bar = _progress(len(val_idx) + len(test_idx), f"evaluate {run.name} @ {bars} bars", progress)
+    melody = config.task == "melody"  # question 4: the melody (monophonic) from the piano
     selected = select_binarization(
         _tick(predict(model, val_ds, val_idx, ec.batch_size, device), bar),
         ec.thresholds,
         ec.merges,
         ec.criterion,
+        mono=melody,
     )
 
     rows: list[dict[str, Any]] = []
     bce_pos_sum: np.ndarray | None = None
     examples = run / f"examples_{bars}"
     for n, w in enumerate(_tick(predict(model, test_ds, test_idx, ec.batch_size, device), bar)):
-        pred = binarize(w["probs"], selected["threshold"], selected["merge"])
+        pred = decode(w["probs"], selected["threshold"], selected["merge"], bool(selected.get("mono")))
         sel = compute_metrics(pred, w["target"])
         fixed = compute_metrics(binarize(w["probs"], 0.5), w["target"])
         bce_pos_sum = w["bce_pos"].astype(np.float64) if bce_pos_sum is None else bce_pos_sum + w["bce_pos"]
@@ -194,12 +213,16 @@ def evaluate_run(
         )
         if n < ec.n_examples:
             stem = f"song{w['song_id']:03d}_t{w['start']}"
-            write_midi(examples / f"{stem}.mid", w["x"][:, :128], w["x"][:, 128:], pred)
+            if melody:  # predicted melody over the given piano (no bridge)
+                write_midi(examples / f"{stem}.mid", pred, np.zeros_like(pred), w["x"])
+            else:
+                write_midi(examples / f"{stem}.mid", w["x"][:, :128], w["x"][:, 128:], pred)
             write_pianoroll_png(
                 examples / f"{stem}.png",
                 w["target"],
                 pred,
                 w["probs"],
+                track="melody" if melody else "piano",
                 title=f"{config.pe} + {config.context}: song {w['song_id']}, tick {w['start']}, "
                 f"thr {selected['threshold']} merge {selected['merge']}",
             )
@@ -211,7 +234,8 @@ def evaluate_run(
         "bars": bars,
         "checkpoint": which,
         "n_windows": len(rows),
-        "selected": {k: selected[k] for k in ("method", "threshold", "merge", "criterion", "at_grid_edge")},
+        "selected": {k: selected[k] for k in ("method", "threshold", "merge", "criterion", "at_grid_edge",
+                                              "mono") if k in selected},
         "validation": {"score": selected["score"], "n_windows": len(val_idx), "grid": selected["grid"]},
         "eval": config.to_dict()["eval"],
         "at_selected": {k: float(np.mean([r[f"sel_{k}"] for r in rows])) for k in METRIC_KEYS},

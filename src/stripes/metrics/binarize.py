@@ -41,3 +41,20 @@ def binarize(probs: np.ndarray, threshold: float, merge: int | None = None) -> n
     if merge is not None:
         y = fill_gaps(y, int(merge))
     return y
+
+
+def binarize_mono(probs: np.ndarray, threshold: float, merge: int | None = None) -> np.ndarray:
+    """Monophonic decoding (a melody): per tick only the most probable pitch, kept when its probability is
+    >= ``threshold``; then, with ``merge``, gaps of <= ``merge`` ticks filled per pitch (:func:`binarize`).
+
+    probs: (T, P) or (B, T, P) probabilities in [0, 1]; returns bool of the same shape with at most one
+    active pitch per tick before merging (merging may join a pitch's notes across another's short note).
+    """
+    p = np.asarray(probs)
+    top = binarize(p, threshold) & (p == p.max(axis=-1, keepdims=True))
+    # ties of the maximum: keep the lowest pitch, so that a tick never holds two notes
+    first = np.cumsum(top, axis=-1) == 1
+    y = top & first
+    if merge is not None:
+        y = fill_gaps(y, int(merge))
+    return y

@@ -219,11 +219,12 @@ class Harmonizer(nn.Module):
 
 
 def build_model(config: Any, context_dim: int) -> Harmonizer:
-    """Harmonizer from a :class:`stripes.config.RunConfig`."""
+    """Harmonizer from :class:`stripes.config.RunConfig` (``task = "melody"``: piano (128) in, melody out)."""
     m = config.model
     return Harmonizer(
         pe=config.pe,
         context_dim=context_dim,
+        d_in=128 if getattr(config, "task", "harmonize") == "melody" else 256,
         d_model=m.d_model,
         n_heads=m.n_heads,
         n_layers=m.n_layers,

@@ -76,14 +76,21 @@ class SyntheticHarmonization:
 
 
 def make_dataset(config: Any, split: str, bars: int, data_root: Any = None, cache_dir: Any = None) -> Any:
-    """The dataset of ``split`` for a run config (POP909 or synthetic)."""
+    """The dataset of ``split`` for a run config (POP909 or synthetic); for ``task = "melody"`` the same
+    windows with the piano as input and the melody as target (:class:`stripes.data.melody.MelodyDataset`)."""
     if config.data.source == "synthetic":
-        return SyntheticHarmonization(
+        ds: Any = SyntheticHarmonization(
             split, config.context, bars=bars, n_windows=config.data.synthetic_windows
         )
-    from stripes.data import HarmonizationDataset
+    else:
+        from stripes.data import HarmonizationDataset
 
-    return HarmonizationDataset(split, config.context, bars=bars, data_root=data_root, cache_dir=cache_dir)
+        ds = HarmonizationDataset(split, config.context, bars=bars, data_root=data_root, cache_dir=cache_dir)
+    if getattr(config, "task", "harmonize") == "melody":
+        from stripes.data.melody import MelodyDataset
+
+        ds = MelodyDataset(ds)
+    return ds
 
 
 def spread_subset(n: int, limit: int | None) -> list[int]:
