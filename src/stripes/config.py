@@ -28,6 +28,7 @@ CONTEXT_NAMES = _CANONICAL + tuple(CONTEXT_ALIASES)  # accepted spellings (m, c,
 ATTENTIONS = ("linear", "softmax")
 BIAS_PES = ("srpe",)  # bias-type PEs only work with softmax attention (P3 S-RPE)
 CONTEXT_LEARNERS = ("none", "linear", "mlp", "chord_embedding")  # model.context_learner (question 2)
+TASKS = ("harmonize", "accompany", "melody")  # stripes.data.melody: the inputs and targets of "melody"
 
 
 @dataclass
@@ -126,7 +127,8 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     # "harmonize": the parallel P1 model (logits of the piano roll); "accompany": the autoregressive
-    # accompaniment model (stripes.models.accompanist), sampled tick by tick
+    # accompaniment model (stripes.models.accompanist), sampled tick by tick; "melody": the inverse problem
+    # (question 4), the parallel model from the piano roll to the melody roll on the same windows and contexts
     task: str = "harmonize"
 
     def to_dict(self) -> dict[str, Any]:
@@ -255,8 +257,11 @@ def validate(cfg: RunConfig) -> None:
     m, t, e = cfg.model, cfg.train, cfg.eval
     if cfg.attention not in ATTENTIONS:
         raise ConfigError(f"attention must be one of {ATTENTIONS}, got {cfg.attention!r}")
-    if cfg.task not in ("harmonize", "accompany"):
-        raise ConfigError(f"task must be 'harmonize' or 'accompany', got {cfg.task!r}")
+    if cfg.task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    if cfg.task == "melody" and (cfg.data.transpose is not None or cfg.data.bridge_dropout > 0):
+        raise ConfigError("task=melody reads the piano alone (no bridge) and has no transposition: "
+                          "leave data.transpose and data.bridge_dropout at their defaults")
     if cfg.pe in BIAS_PES and cfg.attention != "softmax":
         raise ConfigError(f"pe '{cfg.pe}' adds a bias to the attention logits: use attention=softmax")
     for c in cfg.contexts:
