@@ -87,7 +87,9 @@ class Harmonizer(nn.Module):
     """Melody (+bridge) -> piano accompaniment, one parallel causal forward pass.
 
     Args: ``pe`` is a :func:`stripes.pe.build_pe` name (``"nope"`` for none); ``context_dim`` the width C
-    of the positions; ``attention`` "linear" or "softmax" (bias PEs such as ``srpe`` need softmax).
+    of the positions; ``attention`` "linear" or "softmax" (bias PEs such as ``srpe`` need softmax);
+    ``context_learner`` a learned map of the positions before every PE (:mod:`stripes.models.context_learner`,
+    "none" by default).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class Harmonizer(nn.Module):
         share_pe: bool = False,
         pe_options: dict | None = None,
         feature_map_options: dict | None = None,
+        context_learner: str = "none",
     ) -> None:
         super().__init__()
         if d_model % n_heads:
@@ -157,6 +160,13 @@ class Harmonizer(nn.Module):
         )
         self.in_drop = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_out)
+        # question 2: learned positions pos' = f(pos) for every PE (stripes.models.context_learner). Built
+        # last and without drawing from the global RNG, so every other weight (and the training's random
+        # stream) equals that of the same seed's model without it; each learner starts as the identity
+        from stripes.models.context_learner import build_context_learner
+
+        with torch.random.fork_rng(devices=[]):
+            self.context_learner = build_context_learner(context_learner, context_dim)
 
     def init_cache(self, batch_size: int) -> ModelCache:
         """An empty cache for generating ``batch_size`` sequences step by step (one cache per layer).
@@ -198,6 +208,10 @@ class Harmonizer(nn.Module):
             raise ModelError(f"x must be (B, T, {self.d_in}), got {tuple(x.shape)}")
         if pos.dim() != 3 or pos.shape[:2] != x.shape[:2] or pos.shape[-1] != self.context_dim:
             raise ModelError(f"pos must be (B, T, {self.context_dim}) matching x, got {tuple(pos.shape)}")
+        if self.context_learner is not None:
+            from stripes.models.context_learner import apply_learner
+
+            pos = apply_learner(self.context_learner, pos)
         h = self.in_proj(x)
         if self.input_pe is not None:
             offset = {"offset": cache.seen} if cache is not None and hasattr(self.input_pe, "omega") else {}
@@ -238,4 +252,5 @@ def build_model(config: Any, context_dim: int) -> Harmonizer:
         share_pe=m.share_pe,
         pe_options=m.pe_options,
         feature_map_options=m.feature_map_options,
+        context_learner=getattr(m, "context_learner", "none"),
     )
