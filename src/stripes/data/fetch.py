@@ -55,7 +55,9 @@ def _get(url: str, desc: str, progress: bool) -> bytes:
         with urllib.request.urlopen(url, timeout=60) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             buf = io.BytesIO()
-            with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+            # disable=None: no bar when stderr is not a terminal (no carriage-return lines in logs)
+            with tqdm(total=total, unit="B", unit_scale=True, desc=desc,
+                      disable=None if progress else True) as bar:
                 for block in iter(lambda: resp.read(1 << 16), b""):
                     buf.write(block)
                     bar.update(len(block))

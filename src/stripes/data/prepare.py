@@ -196,7 +196,8 @@ def write_windows(folder: Path, songs: np.ndarray, split: str, bars: int) -> np.
 def _iter_results(jobs: list[tuple[str, int, int]], workers: int, progress: bool) -> Iterable:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc="prepare", unit="song", disable=not progress)
+    # disable=None: no bar when stderr is not a terminal (no carriage-return lines in logs)
+    bar = tqdm(total=len(jobs), desc="prepare", unit="song", disable=None if progress else True)
     if workers > 1 and len(jobs) > 16:
         import multiprocessing as mp
 
