@@ -280,7 +280,8 @@ def validate(cfg: RunConfig) -> None:
     if m.d_model % m.n_heads:
         raise ConfigError(f"model.d_model ({m.d_model}) must be divisible by model.n_heads ({m.n_heads})")
     if m.context_learner not in CONTEXT_LEARNERS:
-        raise ConfigError(f"model.context_learner must be one of {CONTEXT_LEARNERS}, got {m.context_learner!r}")
+        raise ConfigError(f"model.context_learner must be one of {', '.join(CONTEXT_LEARNERS)}, "
+                          f"got {m.context_learner!r}")
     if m.context_learner == "chord_embedding" and (len(cfg.contexts) != 1 or not (
             cfg.contexts[0] == "bin" or parse_variant(cfg.contexts[0]) is not None)):
         raise ConfigError("model.context_learner='chord_embedding' reads the chord's chroma: use context bin "

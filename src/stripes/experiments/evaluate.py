@@ -196,12 +196,15 @@ def evaluate_run(
 
     rows: list[dict[str, Any]] = []
     bce_pos_sum: np.ndarray | None = None
+    per_bar: list[np.ndarray] = []  # eval.positions: each window's mean BCE per bar (question 3)
     examples = run / f"examples_{bars}"
     for n, w in enumerate(_tick(predict(model, test_ds, test_idx, ec.batch_size, device), bar)):
         pred = decode(w["probs"], selected["threshold"], selected["merge"], bool(selected.get("mono")))
         sel = compute_metrics(pred, w["target"])
         fixed = compute_metrics(binarize(w["probs"], 0.5), w["target"])
         bce_pos_sum = w["bce_pos"].astype(np.float64) if bce_pos_sum is None else bce_pos_sum + w["bce_pos"]
+        if ec.positions:
+            per_bar.append(bar_means(w["bce_pos"]))
         rows.append(
             {
                 "song_id": w["song_id"],
@@ -249,7 +252,36 @@ def evaluate_run(
     wr.writeheader()
     wr.writerows(rows)
     atomic_write_text(run / f"metrics_{bars}_windows.csv", buf.getvalue())
+    if ec.positions:
+        write_positions(run / f"metrics_{bars}_positions.json", per_bar, rows, bars, config)
     return result
+
+
+TICKS_PER_BAR = 64
+
+
+def bar_means(bce_pos: np.ndarray, ticks_per_bar: int = TICKS_PER_BAR) -> np.ndarray:
+    """(T,) per-tick BCE of one window -> (ceil(T / ticks_per_bar),) mean BCE per bar (a last partial bar
+    is the mean of its ticks)."""
+    b = np.asarray(bce_pos, dtype=np.float64)
+    starts = np.arange(0, b.size, ticks_per_bar)
+    return np.add.reduceat(b, starts) / np.diff(np.r_[starts, b.size])
+
+
+def write_positions(path: Path, per_bar: list[np.ndarray], rows: list[dict[str, Any]], bars: int,
+                    config: Any) -> dict[str, Any]:
+    """``metrics_{bars}_positions.json`` (``eval.positions``): the test BCE per bar position, mean over
+    windows (``bce_per_bar``, length ``bars``) and per window (``bce_window_bar``, windows x bars, in the
+    order of ``windows`` = [song id, start tick]), with the training length in bars. The mean of
+    ``bce_per_bar`` is the metrics file's ``bce`` (every window has the same length)."""
+    mat = np.stack(per_bar)
+    train = config.train.max_len / TICKS_PER_BAR if config.train.max_len else config.data.bars
+    out = {"bars": bars, "ticks_per_bar": TICKS_PER_BAR, "train_bars": train, "n_windows": len(per_bar),
+           "bce": float(mat.mean()), "bce_per_bar": [float(v) for v in mat.mean(axis=0)],
+           "windows": [[int(r["song_id"]), int(r["start"])] for r in rows],
+           "bce_window_bar": [[float(f"{v:.7g}") for v in row] for row in mat]}
+    atomic_write_text(path, json.dumps(out) + "\n")
+    return out
 
 
 def _with_eval_overrides(config: Any, overrides: dict[str, Any]) -> Any:

@@ -12,6 +12,8 @@ from stripes.errors import ConfigError, DataError
 from stripes.experiments.context_quality import CONTEXT_MI, ensure_context_mi, is_bin_family
 from stripes.experiments.sweep import RunSpec, expand, filter_contexts, filter_methods, load_sweep, run_sweep
 
+Q3_TABLE = "q3-rep-generalisation"
+
 
 def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathLike | None = None,
               n_seeds: int | None = None, jobs: int = 1, overrides: dict[str, Any] | None = None,
@@ -57,6 +59,11 @@ def reproduce(tables: Sequence[str], profile: str = "quick", out: str | os.PathL
                                                            else s.context) if is_bin_family(c)})
     if mi and any(c != "bin" for c in variants):  # question 1: the MI of each degraded BIN context
         ensure_context_mi(root / "mi" / CONTEXT_MI, variants, data_root, cache_dir, log)
+    if any(s.table == Q3_TABLE for s in specs.values()):  # question 3: REP values, kernels, the hypothesis
+        from stripes.analysis.rep_generalisation import analyse
+
+        log("REP generalisation analysis (question 3) ...")
+        analyse([root / "runs"], root / "report", data_root, cache_dir, log=log)
     try:
         report: Path | None = make_report([root / "runs"], root / "report",
                                           mi_json if mi_json.exists() else None, table=",".join(tables),

@@ -26,6 +26,8 @@ from stripes.experiments.report.figures import (
     find_mi,
     load_mi,
 )
+from stripes.experiments.report.generalisation import q3_section
+from stripes.experiments.report.learned import q2_section
 from stripes.experiments.report.quality import q1_section
 from stripes.experiments.report.runs import (
     ALPHA,
@@ -131,6 +133,8 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
                     or ctx_mi_file.resolve() == (out_dir / CONTEXT_MI).resolve()
                     else f"from `{os.path.relpath(ctx_mi_file, out_dir)}`")
     md += q1
+    md += q2_section(groups)  # question 2: learned contexts beside the hand-made one
+    md += q3_section(groups, out_dir, paths)  # question 3: BCE per bar at 64 bars, REP analysis
     if not tables and not q1:
         names = ", ".join(sorted({m for _, m in groups}))
         md += [f"No run matches a paper table (methods: {names}).", ""]

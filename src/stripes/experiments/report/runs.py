@@ -52,8 +52,11 @@ def _contexts(cfg: dict[str, Any]) -> list[str]:
 
 
 def context_label(cfg: dict[str, Any]) -> str:
-    """``"bin"`` -> ``"BIN"``; several contexts -> ``"MELODY+CHORD+PHRASE"``."""
-    return "+".join(c.upper() for c in _contexts(cfg))
+    """``"bin"`` -> ``"BIN"``; several contexts -> ``"MELODY+CHORD+PHRASE"``; a learned context (question 2,
+    ``model.context_learner``) -> ``"BIN:linear"``."""
+    label = "+".join(c.upper() for c in _contexts(cfg))
+    learner = cfg.get("model", {}).get("context_learner", "none")
+    return label if learner in (None, "none") else f"{label}:{learner}"
 
 
 def method_label(cfg: dict[str, Any]) -> str:
@@ -212,6 +215,7 @@ def export_runs(runs: Sequence[Run], dest: str | os.PathLike, pngs: bool = True)
     for r in runs:
         files = [r.path / f for f in RECORD_FILES if (r.path / f).is_file()]
         files += [f for f in sorted(r.path.glob("metrics_*.json")) if f.stem.split("_", 1)[1].isdigit()]
+        files += sorted(r.path.glob("metrics_*_positions.json"))  # question 3: BCE per bar (eval.positions)
         if pngs:
             files += r.pianorolls
         target = root / r.path.name
