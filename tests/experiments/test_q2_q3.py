@@ -110,6 +110,9 @@ def test_matched_kernel_is_the_mean_cosine_of_the_pe() -> None:
     np.testing.assert_allclose(s[0, :, 1, 0].numpy() / 4, k[:, 3], atol=1e-5)
     summ = rg.kernel_summary(k, d, 2)
     assert summ["kernel_mean"][0] == pytest.approx(1.0) and summ["range_beyond"] is not None
+    alias = rg.kernel_summary(np.cos(np.arange(10.0) * 2 * np.pi / 4)[None], np.arange(10), 2)
+    assert alias["first_return"] == 4.0  # period 4: falls away, back at distance 4
+    assert rg.kernel_summary(np.exp(-np.arange(6.0))[None], np.arange(6), 2)["first_return"] is None
 
 
 # ---------------------------------------------------------------------------------------------- report

@@ -162,11 +162,14 @@ def matched_kernel(pe: Any, distances: np.ndarray) -> np.ndarray:
 def kernel_summary(k: np.ndarray, distances: np.ndarray, v_train: float) -> dict[str, Any]:
     """Mean kernel (over heads) per distance, and how it behaves beyond the training values: the largest
     |k(Δ) − k(Δ')| for Δ ≤ v_train < Δ' (how unlike any trained distance a new one can look) and the lowest
-    distance > 0 at which the kernel comes back within 0.05 of k(0) (aliasing)."""
+    distance at which the kernel, once it has fallen more than 0.05 below k(0), comes back within 0.05 of it
+    (aliasing; None when it never does)."""
     mean = k.mean(0)
     d = np.asarray(distances)
     inside, beyond = mean[d <= v_train], mean[d > v_train]
-    back = [float(x) for x, v in zip(d, mean) if x > 0 and abs(v - mean[0]) < 0.05]
+    near = np.abs(mean - mean[0]) < 0.05
+    left = np.flatnonzero(~near)  # the kernel has fallen away from k(0) ...
+    back = [float(d[i]) for i in np.flatnonzero(near) if left.size and i > left[0]]  # ... and comes back
     return {"distances": d.tolist(), "kernel_mean": mean.tolist(), "kernel_per_head": k.tolist(),
             "range_inside": [float(inside.min()), float(inside.max())] if inside.size else None,
             "range_beyond": [float(beyond.min()), float(beyond.max())] if beyond.size else None,
