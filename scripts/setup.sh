@@ -11,4 +11,4 @@ PY=${PYTHON:-python3}
 IDX=()
 [ -n "${STRIPES_TORCH_INDEX:-}" ] && IDX=(--index-url "$STRIPES_TORCH_INDEX")
 python -c "import torch" 2>/dev/null || pip install -q "${IDX[@]}" "torch==${STRIPES_TORCH_VERSION:-2.13.0}"
-pip install -q -e ".[test]"
+pip install -q -e ".[test,app]"  # app: gradio for `stripes serve` (its tests run in CI)

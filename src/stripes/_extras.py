@@ -20,6 +20,8 @@ EXTRAS = {
     "tensorboard": "tensorboard",
     "tinysoundfont": "audio",
     "pretty_midi": "audio",
+    "gradio": "app",
+    "gradio_client": "app",
 }
 
 
