@@ -92,6 +92,9 @@ def loaded_from(config: Any, model: torch.nn.Module, ck: dict, path: Path) -> Lo
             f"{path}: a generative (task=accompany) model cannot run in --mode parallel; "
             "use --mode generative (or auto)"
         )
+    if getattr(config, "task", "harmonize") == "melody":
+        raise HarmonizeError(f"{path}: a task=melody model writes a melody from a piano part (question 4), "
+                             "not an accompaniment; give a harmonization model")
     extra = ck.get("extra") or {}
     threshold, merge, origin = DEFAULT_THRESHOLD, None, "default"
     if "threshold" in extra:

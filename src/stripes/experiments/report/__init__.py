@@ -46,6 +46,7 @@ from stripes.experiments.report.runs import (
     select_lr,
 )
 from stripes.experiments.report.tables import plan_tables, render_table, write_runs_csv
+from stripes.experiments.report.transfer import q4_section
 from stripes.experiments.report.verdicts import Comparison, claims, p2_claims, verdict
 from stripes.fileio import atomic_write_text
 
@@ -91,6 +92,10 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     if len(profiles) > 1:
         raise DataError(f"runs from several profiles ({', '.join(profiles)}): report each profile separately")
     sources = sorted({str(r.config.get("data", {}).get("source", "?")) for r in runs})
+    tasks = sorted({r.task for r in runs})
+    if len(tasks) > 1:
+        raise DataError(f"runs of several tasks ({', '.join(tasks)}): report each task separately")
+    melody = tasks == ["melody"]  # question 4: the paper's tables' layout, but not the paper's task
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_cells(runs)
@@ -105,7 +110,9 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
 
     md = ["# stripes: reproduction report", "",
           f"{len(runs)} evaluated runs ({len(kept)} after learning-rate selection), profile "
-          f"{profiles[0]}, data {', '.join(sources)}.", "", "## Protocol", "", PROTOCOL]
+          f"{profiles[0]}, data {', '.join(sources)}"
+          + (", task **melody from the piano** (question 4; P1's published numbers are for melody "
+             "harmonization and are not shown)" if melody else "") + ".", "", "## Protocol", "", PROTOCOL]
     lr_multi = {k: v for k, v in chosen_lr.items()
                 if len({r.lr for r in runs if (r.context, r.method) == k}) > 1}
     if lr_multi:
@@ -115,11 +122,12 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     md += binarization_summary(kept)
     tables = plan_tables(groups)
     for t in tables:
+        title = f"Q4 melody task, grid of {TABLES[t.key]}" if melody else TABLES[t.key]
         for setting, desc in SETTINGS.items():
-            md += [f"## {TABLES[t.key]} — {desc}", ""]
-            md += render_table(t, groups, setting)
+            md += [f"## {title} — {desc}", ""]
+            md += render_table(t, groups, setting, published=not melody)
             md.append("")
-        md += [f"## {TABLES[t.key]} — threshold-free test BCE and note-level F1", "",
+        md += [f"## {title} — threshold-free test BCE and note-level F1", "",
                "Mean test BCE per cell (no binarization) and note F1 on onsets and frames at the "
                "validation-selected binarization, all ×100; marks as above.", ""]
         md += render_table(t, groups, "at_selected", EXTRA_COLUMNS)
@@ -135,6 +143,8 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     md += q1
     md += q2_section(groups)  # question 2: learned contexts beside the hand-made one
     md += q3_section(groups, out_dir, paths)  # question 3: BCE per bar at 64 bars, REP analysis
+    if melody:
+        md += q4_section(groups)
     if not tables and not q1:
         names = ", ".join(sorted({m for _, m in groups}))
         md += [f"No run matches a paper table (methods: {names}).", ""]
@@ -177,7 +187,8 @@ def make_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike,
             continue
         setting = "the fixed 0.5 threshold (no BCE: it needs no threshold)" if where else (
             "the validation-selected binarization")
-        md += [f"## Claims of {paper}{where}", "",
+        on = " on the melody task (question 4)" if melody else ""
+        md += [f"## Claims of {paper}{where}{on}", "",
                f"Verdicts at {setting}; a comparison *holds* when "
                f"the difference has the claimed sign with p < {ALPHA} (two-sided t-test over seeds, Levene "
                "then Student or Welch); *not separable* when some comparison is within noise.", ""]

@@ -159,7 +159,8 @@ def binarization_summary(runs: Sequence[Run]) -> list[str]:
         for bars, m in r.metrics.items():
             sel = m.get("selected", {})
             merge = sel.get("merge")
-            counts[bars][f"{sel.get('threshold')}" + ("" if merge is None else f" + merge {merge}")] += 1
+            counts[bars][("mono " if sel.get("mono") else "") + f"{sel.get('threshold')}"
+                         + ("" if merge is None else f" + merge {merge}")] += 1
             edge += bool(sel.get("at_grid_edge"))
     if not counts:
         return []

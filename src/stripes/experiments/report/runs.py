@@ -117,6 +117,11 @@ class Run:
     def seed(self) -> int:
         return int(self.config.get("seed", 0))
 
+    @property
+    def task(self) -> str:
+        """``harmonize`` (P1's task), ``melody`` (question 4: the melody from the piano) or ``accompany``."""
+        return str(self.config.get("task", "harmonize"))
+
 
 def _train_cost(log: Path) -> tuple[int | None, float | None]:
     """(last step, summed epoch seconds) of a training log; None for what it does not record."""

@@ -78,12 +78,13 @@ def plan_tables(groups: dict[tuple[str, str], list[Run]]) -> list[Table]:
 
 
 def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting: str,
-                 columns: Sequence[tuple[str, int]] = COLUMNS) -> list[str]:
+                 columns: Sequence[tuple[str, int]] = COLUMNS, published: bool = True) -> list[str]:
     """Markdown lines of one table at one binarization setting: our mean ± std and marks, then the
-    published row (paper columns only). ``columns`` = (metric, bars) pairs; :data:`EXTRA_COLUMNS` gives the
-    threshold-free / note-level table, shown ×100."""
+    published row (paper columns only; none with ``published=False``, e.g. for another task than the
+    paper's). ``columns`` = (metric, bars) pairs; :data:`EXTRA_COLUMNS` gives the threshold-free /
+    note-level table, shown ×100."""
     p1 = table.key.startswith("p1")
-    paper_cols = tuple(columns) == COLUMNS
+    paper_cols = tuple(columns) == COLUMNS and published
     scale = dict.fromkeys(HIGHER, 100.0)
     if paper_cols:
         scale = {"ssmd": 2.0} if table.key == "p2-table1" else {}

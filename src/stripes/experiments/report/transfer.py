@@ -1,0 +1,170 @@
+"""Report section of question 4, "does the ranking transfer to a second task?": P1 Table III's grid trained on
+the inverse task (``task = "melody"``: the melody from the piano, :mod:`stripes.data.melody`), and the two
+rankings of melody harmonization asked about again, with their p-values: BIN ≫ TIME (per method) and
+RoPEPool ≥ RoPE (per context)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stripes.experiments.report.runs import (
+    ALPHA,
+    HIGHER,
+    P1_CONTEXTS,
+    P1_T3_OTHERS,
+    ROPES,
+    Run,
+    best_on_validation,
+    scores,
+)
+from stripes.experiments.report.verdicts import Comparison, verdict
+
+# (column title, metric, setting, bars, scale): the threshold-free BCE first (the verdicts rest on it), then
+# note-onset F1 at the binarization chosen on validation and CS at P1's fixed threshold
+COLUMNS = (("BCE×100, 16", "bce", "at_selected", 16, 100.0), ("BCE×100, 64", "bce", "at_selected", 64, 100.0),
+           ("onset F1 %, 16", "onset_f1", "at_selected", 16, 100.0), ("CS@0.5, 16", "cs", "at_0.5", 16, 1.0))
+HARMONIZATION_ORDER = ("BIN", "KEY", "REP", "TIME")  # P1 Table I's MI order, P1's context ranking
+
+PROTOCOL = """\
+The inverse of melody harmonization on the same data: **input = the PIANO track's roll** (T, 128; the bridge
+is left out: it is a second melodic line, not accompaniment, and it mostly plays where the melody rests),
+**target = the MELODY roll**, BCE. Windows, songs, splits, window starts and lengths and the context of every
+tick are those of the harmonization runs (the same prepared arrays, read through
+`stripes.data.melody.MelodyDataset`); the chords reach the model only through the positions, as there.
+Binarization is chosen on validation by onset F1, as for harmonization, over the same thresholds and merges
+and, because a melody is monophonic, also over the monophonic decoding (the most probable pitch of each tick
+when it passes the threshold). Every choice (RoPE variant, best method per context) is made on mean
+validation BCE.
+
+Which of P1's metrics mean something for a monophonic target: **CS** (onset chroma per half bar) and
+**SSMD** (its self-similarity) compare pitch content and repetition, and apply as they are; **GS** (onset
+presence per quarter note) is the melody's rhythm and applies; **NDD** degenerates: with at most one target
+note per tick it is the share of the melody's sounding cells at whose 16th the prediction plays *nothing* (any
+pitch counts, extra notes are free), i.e. 100 − voicing recall, so a dense or polyphonic guess scores well —
+read it only beside onset F1. **Note-onset F1** (pitch and onset must match) is the most direct score of a
+melody and, with the threshold-free BCE, what the verdicts below rest on.
+"""
+
+
+def _fmt(v: Sequence[float], digits: int = 2) -> str:
+    if not v:
+        return "–"
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f}"
+
+
+def _p(c: Comparison) -> str:
+    p = c.p
+    if p is None or not np.isfinite(p):
+        return "–"
+    txt = f"{p:.2g}" if p >= 1e-3 else f"{p:.0e}"
+    return txt + (" (reversed)" if c.status == "reversed" else "")
+
+
+def _comparisons(a: Sequence[Run], b: Sequence[Run], what: str) -> list[Comparison]:
+    """One :class:`Comparison` per column of ``a`` (claimed better) against ``b``."""
+    return [Comparison(f"{what} {title}", [v * scale for v in scores(a, setting, metric, bars)],
+                       [v * scale for v in scores(b, setting, metric, bars)], HIGHER[metric])
+            for title, metric, setting, bars, scale in COLUMNS]
+
+
+def _row(label: str, a: Sequence[Run], b: Sequence[Run], comps: Sequence[Comparison]) -> str:
+    cells = []
+    for comp in comps:
+        cells.append(f"{_fmt(comp.a)} / {_fmt(comp.b)} | {_p(comp)}")
+    return f"| {label} | {len(a)}/{len(b)} | " + " | ".join(cells) + " |"
+
+
+def _head(first: str) -> list[str]:
+    cols = " | ".join(f"{title} | p" for title, *_ in COLUMNS)
+    return [f"| {first} | n | {cols} |", "|" + "---|" * (2 + 2 * len(COLUMNS))]
+
+
+def _gain(a: Sequence[Run], b: Sequence[Run]) -> str:
+    """Relative test BCE gain of a over b at 16 bars, in % of b."""
+    va, vb = scores(a, "at_selected", "bce", 16), scores(b, "at_selected", "bce", 16)
+    if not va or not vb:
+        return "–"
+    return f"{100.0 * (np.mean(vb) - np.mean(va)) / np.mean(vb):.1f} %"
+
+
+def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
+    """Markdown lines of the Q4 section for the groups of melody-task runs ([] when none of P1's cells)."""
+    if not any(groups.get((c, m)) for c in P1_CONTEXTS for m in ROPES + P1_T3_OTHERS):
+        return []
+    md = ["## Q4 — does the ranking transfer to a second task? (the melody from the piano)", "", PROTOCOL]
+    methods = [m for m in ("RoPE(C)", "F-StrIPE₁", "RoPEPool")
+               if groups.get(("BIN", m)) or groups.get(("TIME", m))]
+
+    # --- BIN >> TIME, per method and with the method of each context chosen on validation
+    md += ["### BIN ≫ TIME?", "",
+           "BIN / TIME, mean ± std over seeds, two-sided p (Levene, then Student or Welch; P1's procedure); "
+           "*reversed*: significant against the claim.", ""]
+    md += _head("method")
+    bin_time: list[Comparison] = []
+    for m in methods:
+        a, b = groups.get(("BIN", m), []), groups.get(("TIME", m), [])
+        comps = _comparisons(a, b, f"{m}: BIN vs TIME")
+        bin_time += comps[:2]
+        md.append(_row(m, a, b, comps))
+    best_bin = best_on_validation(groups, "BIN", ROPES + P1_T3_OTHERS)
+    best_time = best_on_validation(groups, "TIME", ROPES + P1_T3_OTHERS)
+    if best_bin and best_time:
+        a, b = groups[("BIN", best_bin)], groups[("TIME", best_time)]
+        md.append(_row(f"best on validation ({best_bin} / {best_time})", a, b,
+                       _comparisons(a, b, "best BIN vs best TIME")))
+    md.append("")
+    gains = "; ".join(f"{m} {_gain(groups.get(('BIN', m), []), groups.get(('TIME', m), []))}"
+                      for m in methods)
+    md += [f"- **BIN ≫ TIME (test BCE at 16 and 64 bars, every method): *{verdict(bin_time)}*.** Test BCE "
+           f"gain of BIN over TIME at 16 bars: {gains}.", ""]
+
+    # --- RoPEPool >= RoPE, per context
+    md += ["### RoPEPool ≥ RoPE?", "",
+           "RoPEPool / the context's RoPE (the variant with the lowest mean validation BCE among those run; "
+           "the sweep runs P1's choice: C, and B on REP).", ""]
+    md += _head("context")
+    behind: list[Comparison] = []
+    ahead: list[Comparison] = []
+    noise: list[Comparison] = []
+    for ctx in HARMONIZATION_ORDER:
+        rope = best_on_validation(groups, ctx, ROPES)
+        a = groups.get((ctx, "RoPEPool"), [])
+        if rope is None or not a:
+            continue
+        b = groups[(ctx, rope)]
+        comps = _comparisons(a, b, f"{ctx}: RoPEPool vs {rope}")
+        md.append(_row(f"{ctx} ({rope})", a, b, comps))
+        for c in comps[:2]:
+            (behind if c.status == "reversed" else ahead if c.status == "holds" else noise).append(c)
+    md.append("")
+    if behind or ahead or noise:
+        ge = "does not hold" if behind else "holds"
+        where = "; ".join(c.what for c in behind) or "none"
+        md += [f"- **RoPEPool ≥ RoPE (test BCE at 16 and 64 bars, every context): *{ge}*** — RoPEPool "
+               f"significantly behind in {len(behind)}, ahead in {len(ahead)}, within noise in {len(noise)} "
+               f"of {len(behind) + len(ahead) + len(noise)} comparisons (behind: {where}).",
+               "- **RoPEPool ahead of RoPE on BIN (P1's claim, test BCE 16 and 64): "
+               f"*{verdict([c for c in behind + ahead + noise if c.what.startswith('BIN')])}*.**", ""]
+
+    # --- the whole context order, per method
+    md += ["### Context order per method (mean test BCE at 16 bars, lower first)", "",
+           "Melody harmonization's order (P1: MI and results) is BIN > KEY > REP > TIME; RoPE = the "
+           "context's RoPE variant as above.", ""]
+    ropes = {c: best_on_validation(groups, c, ROPES) for c in P1_CONTEXTS}
+    for m in ["RoPE"] + [m for m in methods if m not in ROPES]:
+        vals = {c: scores(groups.get((c, ropes[c] if m == "RoPE" else m), []) if m != "RoPE" or ropes[c]
+                          else [], "at_selected", "bce", 16) for c in P1_CONTEXTS}
+        vals = {c: v for c, v in vals.items() if v}
+        if len(vals) < 2:
+            continue
+        order = sorted(vals, key=lambda c: float(np.mean(vals[c])))
+        same = [c for c in HARMONIZATION_ORDER if c in vals] == order
+        md.append(f"- {m}: " + " < ".join(f"{c} {100 * np.mean(vals[c]):.2f}" for c in order)
+                  + f" (BCE×100) — {'the harmonization order' if same else 'differs from harmonization'}")
+    md += ["", f"Verdicts: *holds* / *reproduced* when every comparison has the claimed sign, p < {ALPHA}.",
+           ""]
+    return md
