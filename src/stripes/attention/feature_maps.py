@@ -200,8 +200,24 @@ class FavorFeatureMap(FeatureMap):
         """x in float32 at least, and u = [w_i.x, -w_i.x]_i (..., M) with w scaled: one matmul (call with
         autocast off)."""
         x = x.to(torch.promote_types(x.dtype, torch.float32))
-        w = self.omega.to(x.dtype) * self.scale
-        return x, x @ torch.cat([w, -w], dim=0).T
+        return x, x @ self._projection(x.dtype)
+
+    def _projection(self, dtype: torch.dtype) -> torch.Tensor:
+        """[w, -w]^T (in_dim, M) with w = omega * scale, kept until omega changes (a redraw, a move): the
+        same matrix every call, built once per draw instead of once per call (generation calls it per
+        token). Not kept while compiling, nor across inference mode (its tensors cannot enter autograd)."""
+        if torch.compiler.is_compiling():
+            w = self.omega.to(dtype) * self.scale
+            return torch.cat([w, -w], dim=0).T
+        key = (self.omega._version, self.omega.data_ptr(), self.omega.device, dtype, self.scale,
+               torch.is_inference_mode_enabled())
+        cached = getattr(self, "_proj_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        w = self.omega.to(dtype) * self.scale
+        proj = torch.cat([w, -w], dim=0).T
+        self._proj_cache = (key, proj)
+        return proj
 
     def key_features(
         self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None

@@ -126,16 +126,23 @@ def sample(
         nll += model.score(logits, given_on[:, sl], given_fr[:, sl], frame_prev)["nll"].double().sum(1)
         prev_on, prev_fr = given_on[:, lead - 1 : lead], given_fr[:, lead - 1 : lead]
         start = lead
+    steps: list[dict[str, torch.Tensor]] = []
+    first_prev_fr = prev_fr
     for t in range(start, t_len):
         sl = slice(t, t + 1)
         logits = model(x[:, sl], pos[:, sl], prev_on, prev_fr, cache=cache)
+        steps.append(logits)
         on_t, fr_t = draw_tick({k: v[:, 0] for k, v in logits.items()}, prev_fr[:, 0], settings, gen)
         kept = keep[:, t, None]
         on_t = torch.where(kept, given_on[:, t], on_t)
         fr_t = torch.where(kept, given_fr[:, t], fr_t)
-        nll += model.score(logits, on_t[:, None], fr_t[:, None], prev_fr)["nll"].double()[:, 0]
         out_on[:, t], out_fr[:, t] = on_t, fr_t
         prev_on, prev_fr = on_t[:, None], fr_t[:, None]
+    if steps:  # the sampled ticks scored in one call (the same per-tick terms as scoring each step)
+        logits = {k: torch.cat([s[k] for s in steps], dim=1) for k in steps[0]}
+        sl = slice(start, t_len)
+        frame_prev = _prev(out_fr[:, sl], first_prev_fr)
+        nll += model.score(logits, out_on[:, sl], out_fr[:, sl], frame_prev)["nll"].double().sum(1)
     return {"onset": out_on, "frame": out_fr, "nll": nll}
 
 

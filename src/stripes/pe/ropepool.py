@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from stripes.pe.base import QKPositionalEncoding, check_dims
-from stripes.pe.fourier import angles, rotate_pairs
+from stripes.pe.fourier import angles
 from stripes.pe.rope import rope_init_frequencies
 
 
@@ -114,12 +114,21 @@ class RoPEPool(QKPositionalEncoding):
         return angles(pos, self.freqs)
 
     @staticmethod
-    def _pool(x: Tensor, theta: Tensor) -> Tensor:
-        rotated = rotate_pairs(x, theta)  # P1 eq. (22)
-        return rotated[..., 0::2] + rotated[..., 1::2]  # sum of the pair's two coordinates
+    def _pool(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """The rotated pair's two coordinates summed: (x1 cos - x2 sin) + (x2 cos + x1 sin), P1 eq. (22)
+        (the terms of :func:`stripes.pe.fourier.rotate_pairs`, summed without laying the pairs out)."""
+        x1, x2 = x[..., 0::2], x[..., 1::2]
+        return (x1 * cos - x2 * sin) + (x2 * cos + x1 * sin)
 
     def _encode(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
-        return self._pool(q, self.theta(pos_q)), self._pool(k, self.theta(pos_k))
+        theta_q = self.theta(pos_q)
+        cos_q, sin_q = torch.cos(theta_q), torch.sin(theta_q)
+        if pos_k is pos_q:  # self-attention: one set of angles for q and k
+            cos_k, sin_k = cos_q, sin_q
+        else:
+            theta_k = self.theta(pos_k)
+            cos_k, sin_k = torch.cos(theta_k), torch.sin(theta_k)
+        return self._pool(q, cos_q, sin_q), self._pool(k, cos_k, sin_k)
 
     def kernel_scores(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor | None = None) -> Tensor:
         """Closed form P1 eq. (23) with this module's frequencies (the oracle of ``scores``).
