@@ -123,7 +123,9 @@ class RoPEPool(QKPositionalEncoding):
     def _encode(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
         theta_q = self.theta(pos_q)
         cos_q, sin_q = torch.cos(theta_q), torch.sin(theta_q)
-        if pos_k is pos_q:  # self-attention: one set of angles for q and k
+        if pos_k is pos_q and not (torch.is_grad_enabled() and self.freqs.requires_grad):
+            # self-attention without autograd (evaluation, generation): one set of angles for q and k. With
+            # autograd each keeps its own, so the frequencies' gradient sums in the same order as ever.
             cos_k, sin_k = cos_q, sin_q
         else:
             theta_k = self.theta(pos_k)
