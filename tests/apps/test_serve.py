@@ -21,6 +21,7 @@ from stripes.apps.serve.handlers import (
     Request,
     harmonize_upload,
     melody_tracks,
+    prune,
 )
 from stripes.cli import main
 
@@ -174,6 +175,9 @@ def test_handlers_without_gradio(tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_text("C | G")
     with pytest.raises(HarmonizeError, match=r"^notes.txt: not a melody file"):
         harmonize_upload(tmp_path / "notes.txt", "", Request(mode="parallel"), models, tmp_path / "w")
+    old = res.candidates[0].midi.parent
+    assert old.is_dir() and prune(tmp_path / "w", max_age_s=3600) == 0
+    assert prune(tmp_path / "w", max_age_s=-1) >= 1 and not old.exists()  # outputs do not pile up
     monkeypatch.setattr("stripes.apps.harmonize.safety.MAX_INPUT_BYTES", 100)
     with pytest.raises(HarmonizeError, match=r"^band.mid: file too large"):
         harmonize_upload(src, "", Request(mode="parallel"), models, tmp_path / "w")

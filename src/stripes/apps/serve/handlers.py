@@ -30,6 +30,7 @@ LOG = logging.getLogger("stripes.serve")
 XML_SUFFIXES = (".musicxml", ".mxl", ".xml")
 SUFFIXES = MIDI_SUFFIXES + XML_SUFFIXES
 MAX_SERVED_CANDIDATES = 4  # one page request samples at most this many accompaniments
+KEEP_SECONDS = 2 * 3600  # a request's outputs are removed after this (and when the server stops)
 AUTO_TRACK = ""  # the melody-track value meaning "the best-ranked track"
 ESTIMATE_KEY = "estimate"  # the key value meaning "estimate it from the melody" (as does "")
 EXAMPLES = Path(__file__).resolve().parents[1] / "harmonize" / "examples"
@@ -174,7 +175,8 @@ def _chords_file(text: str, folder: Path, stem: str) -> Path | None:
     if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
         return None
     ch.parse_chord_text(text, "chords")  # one line naming the bar and the symbol
-    path = folder / f"{stem}.given.chords.txt"
+    (folder / "given").mkdir()
+    path = folder / "given" / f"{stem}.chords.txt"  # as if `--chords <stem>.chords.txt` had been given
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -272,8 +274,10 @@ def harmonize_upload(
     regenerate = req.regenerate.strip() or None
     if regenerate and p.suffix.lower() not in MIDI_SUFFIXES:
         raise HarmonizeError(f"{p.name}: regenerating bars needs a MIDI file written by stripes harmonize")
+    Path(work_root).mkdir(parents=True, exist_ok=True)
+    prune(Path(work_root))
     folder = Path(work_root) / uuid.uuid4().hex[:12]
-    folder.mkdir(parents=True)
+    folder.mkdir()
     chords = _chords_file(chords_text or "", folder, p.stem)
     musicxml = bool(req.musicxml)
     if musicxml:
@@ -306,13 +310,26 @@ def harmonize_upload(
         chart = folder / f"{cands[0].midi.name.split('.')[0]}.chords.txt"
         chart.write_text(text, encoding="utf-8")
     what = f"bars {regenerate} regenerated" if regenerate else f"{len(cands)} candidate(s)"
-    source = str(info.get("chords", "")).replace(f"{p.stem}.given.chords.txt", "the chord chart")
+    source = str(info.get("chords", ""))
     summary = (
         f"{p.name}: {what}, seed(s) {', '.join(str(c.seed) for c in cands)}; key {info.get('key')} "
         f"({str(info.get('key_from', '')).replace('with --key', 'on the page')}); chords {source}; "
         f"{res.seconds:.1f} s"
     )
     return Harmonized(cands, text, chart, str(info.get("key", "")), one_line(HarmonizeError(summary)), lines)
+
+
+def prune(work_root: Path, max_age_s: float = KEEP_SECONDS) -> int:
+    """Remove the request folders of ``work_root`` older than ``max_age_s``; returns how many."""
+    import shutil
+    import time
+
+    now, removed = time.time(), 0
+    for d in Path(work_root).iterdir():
+        if d.is_dir() and d.name != "example" and now - d.stat().st_mtime > max_age_s:
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def new_work_root(base: str | Path | None = None) -> Path:

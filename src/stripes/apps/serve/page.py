@@ -39,6 +39,7 @@ INTRO = """## stripes: harmonize a melody
 Upload a MIDI or MusicXML melody, check the melody track, the key and the chord chart (empty = taken from
 the file or estimated), press **Harmonize**. Everything runs on this computer; nothing is uploaded anywhere.
 """
+CSS = "#chords textarea { font-family: ui-monospace, 'IBM Plex Mono', monospace; }"  # bars line up
 CHART_HINT = "one bar per |, e.g.  | C | G | Am F | Fmaj7/A |  (N = no chord, % = repeat); empty = estimate"
 
 
@@ -110,7 +111,7 @@ def build_page(models: Models, work_root: Path, default_candidates: int = 2) -> 
                                   label="candidates")
                 musicxml = gr.Checkbox(False, label="also a MusicXML score (slower)")
                 go = gr.Button("Harmonize", variant="primary", elem_id="harmonize")
-                status = gr.Textbox(label="status", lines=1, max_lines=2, interactive=False, elem_id="status")
+                status = gr.Textbox(label="status", lines=2, max_lines=3, interactive=False, elem_id="status")
         slots: list[Any] = []
         with gr.Row(equal_height=False):
             for k in range(MAX_SERVED_CANDIDATES):
@@ -133,7 +134,9 @@ def build_page(models: Models, work_root: Path, default_candidates: int = 2) -> 
         def on_upload(path: str | None) -> tuple[Any, str, str, str]:
             """A new melody: its track ranking; the chord chart is emptied (the example brings its own)."""
             auto = gr.update(choices=[("automatic", AUTO_TRACK)], value=AUTO_TRACK)
-            chart = EXAMPLE_CHORDS.read_text(encoding="utf-8") if path and Path(path) == example else ""
+            is_example = bool(path) and Path(path).name == example.name and (
+                Path(path).read_bytes() == example.read_bytes())  # gradio hands over a copy of the file
+            chart = EXAMPLE_CHORDS.read_text(encoding="utf-8") if is_example else ""
             if not path:
                 return auto, "", chart, ""
             try:

@@ -66,7 +66,7 @@ def start(
     require("gradio", "app")
     models = Models(checkpoint)
     models.get(mode)  # a missing model is one line now, not at the first request
-    from stripes.apps.serve.page import build_page
+    from stripes.apps.serve.page import CSS, build_page
 
     work_root = new_work_root()
     page = build_page(models, work_root, default_candidates=candidates)
@@ -87,6 +87,7 @@ def start(
             enable_monitoring=False,
             pwa=False,
             footer_links=["api"],
+            css=CSS,
         )
     except OSError:
         shutil.rmtree(work_root, ignore_errors=True)
