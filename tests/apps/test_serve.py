@@ -210,3 +210,33 @@ def test_nothing_connects_off_this_machine(harmonized):
     srv.served()
     assert srv.LOCAL_SEEN, "the audit hook saw no connection at all"
     assert not srv.NONLOCAL, srv.NONLOCAL
+
+
+def test_the_command_serves_locally_and_cleans_up(tmp_path):
+    """`stripes serve` as a user starts it: the page answers on 127.0.0.1, SIGTERM stops it, and the
+    folder of its outputs is removed."""
+    import os
+    import re
+    import signal
+    import urllib.request
+
+    srv.need_gradio()
+    port = srv.free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "stripes", "serve", "--port", str(port), "--quiet"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stderr.readline()  # printed once the page is up
+        m = re.match(rf"stripes serve: http://127\.0\.0\.1:{port}/ .*outputs in (\S+), removed then\)", line)
+        assert m, line
+        work_root = Path(m.group(1))
+        assert work_root.is_dir()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+            assert r.status == 200 and b"gradio" in r.read().lower()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not work_root.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

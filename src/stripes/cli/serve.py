@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     page, url, work_root = start(args.port, args.checkpoint, args.mode, quiet=args.quiet,
                                  candidates=args.candidates)
-    print(f"stripes serve: {url} (this computer only; Ctrl-C stops)", file=sys.stderr, flush=True)
+    print(f"stripes serve: {url} (this computer only; Ctrl-C stops; outputs in {work_root}, removed then)",
+          file=sys.stderr, flush=True)
     serve_forever(page, work_root)
     return 0

@@ -98,7 +98,17 @@ def start(
 
 
 def serve_forever(page: Any, work_root: Path) -> None:
-    """Serve until Ctrl-C; then stop the server and remove its work folder (the outputs)."""
+    """Serve until Ctrl-C or SIGTERM; then stop the server and remove its work folder (the outputs)."""
+    import signal
+    import threading
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell
+            signal.signal(signal.SIGINT, _stop)
     try:
         page.block_thread()
     finally:
