@@ -175,6 +175,9 @@ def test_report_of_the_melody_task(tmp_path: Path) -> None:
     md = make_report([tmp_path / "runs"], tmp_path / "report", table=TABLE, copy_runs=True).read_text()
     assert "task **melody from the piano**" in md and "## Q4 melody task, grid of P1 Table III" in md
     assert "| P1 |" not in md  # harmonization's published rows do not belong beside the melody task
+    # the paper's columns as for harmonization (unscaled): make_run's CS 30 - 100 BCE, SSMD 14, GS 20, NDD 90
+    assert "| BIN | RoPEPool | ours | 3 | **26.00 ± 0.02*** | 14.00 ± 0.00 | 20.00 ± 0.00 | 90.00 ± 0.00 |" \
+        in md
     assert "## Claims of P1 on the melody task (question 4)" in md
     q4 = md[md.index("## Q4 — does the ranking transfer"):]
     q4 = q4[: q4.index("\n## ", 1)]

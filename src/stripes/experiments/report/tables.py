@@ -84,7 +84,7 @@ def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting
     paper's). ``columns`` = (metric, bars) pairs; :data:`EXTRA_COLUMNS` gives the threshold-free /
     note-level table, shown ×100."""
     p1 = table.key.startswith("p1")
-    paper_cols = tuple(columns) == COLUMNS and published
+    paper_cols = tuple(columns) == COLUMNS
     scale = dict.fromkeys(HIGHER, 100.0)
     if paper_cols:
         scale = {"ssmd": 2.0} if table.key == "p2-table1" else {}
@@ -117,7 +117,7 @@ def render_table(table: Table, groups: dict[tuple[str, str], list[Run]], setting
                 cells.append(txt)
             lab = ctx if p1 else ctx.lower()
             lines.append("| " + " | ".join([lab, m, "ours", str(len(runs))] + cells) + " |")
-            pub = published_cells(table.key, ctx if p1 else None, m) if paper_cols else None
+            pub = published_cells(table.key, ctx if p1 else None, m) if paper_cols and published else None
             if pub is not None and (p1 or ctx == _p2_context(m)):
                 pcells = ["⧹" if pub[col] is None else _pub_text(pub[col]) for col in COLUMNS]
                 n = "5" if p1 else "3"

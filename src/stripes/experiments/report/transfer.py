@@ -140,6 +140,8 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
         md.append(_row(f"{ctx} ({rope})", a, b, comps))
         for c in comps[:2]:
             (behind if c.status == "reversed" else ahead if c.status == "holds" else noise).append(c)
+    if md[-1].startswith("|---"):  # no context has both RoPEPool and a RoPE run yet
+        md[-2:] = ["No context has both a RoPEPool and a RoPE run yet."]
     md.append("")
     if behind or ahead or noise:
         ge = "does not hold" if behind else "holds"
