@@ -158,7 +158,9 @@ def build_page(models: Models, work_root: Path, default_candidates: int = 2) -> 
                            candidates=int(n_ or 1), melody_track=str(track_ or ""), regenerate=bars_ or "",
                            musicxml=bool(xml))
 
-        def on_harmonize(path, chart, key_, mode_, seed_, n_, track_, xml):  # type: ignore[no-untyped-def]
+        def on_harmonize(path: str | None, chart: str, key_: str, mode_: str, seed_: Any, n_: Any,
+                         track_: str, xml: bool) -> list[Any]:
+            """Harmonize press: the candidates' columns, the chart used and the status line."""
             try:
                 res = harmonize_upload(path, chart or "", request(key_, mode_, seed_, n_, track_, xml),
                                        models, work_root)
@@ -167,7 +169,9 @@ def build_page(models: Models, work_root: Path, default_candidates: int = 2) -> 
             cands = _record(res, "seed {seed}, {notes} accompaniment notes")
             return [cands, res.chords_text, res.summary, _choices(cands)] + _slots(cands)
 
-        def on_regenerate(cands, k, bars_, seed_, mode_, xml):  # type: ignore[no-untyped-def]
+        def on_regenerate(cands: list[dict[str, Any]], k: Any, bars_: str, seed_: Any, mode_: str,
+                          xml: bool) -> list[Any]:
+            """Regenerate press: bars of candidate ``k`` drawn again, the other candidates as they were."""
             if not cands or k is None:
                 return _failed("error: harmonize first, then pick a candidate")
             old = cands[int(k)]
@@ -184,7 +188,8 @@ def build_page(models: Models, work_root: Path, default_candidates: int = 2) -> 
             cands = [new if j == int(k) else c for j, c in enumerate(cands)]
             return [cands, gr.skip(), res.summary, gr.skip()] + _slots(cands)
 
-        def api_harmonize(path, chart, key_, mode_, seed_, n_, track_, bars_):  # type: ignore[no-untyped-def]
+        def api_harmonize(path: str | None, chart: str, key_: str, mode_: str, seed_: Any, n_: Any,
+                          track_: str, bars_: str) -> tuple[list[str], list[str], list[str], str]:
             """Harmonize a melody: file, chords text (empty = from the file or estimated), key (empty =
             estimate), mode, seed, candidates, melody track (empty = automatic), bars to regenerate (empty =
             none; the file is then a MIDI file stripes harmonized). Returns one MIDI, WAV and PNG file per
