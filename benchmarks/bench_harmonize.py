@@ -1,7 +1,8 @@
 """Speed of ``stripes harmonize`` after the model is loaded: one 100-bar song (4/4, 100 bpm, about 4 min)
-on one CPU thread, stage by stage, then a batch of 20 such songs in one process.
+on one CPU thread, stage by stage, then a batch of 20 such songs in one process; then the same song with the
+shipped generative model (sampled tick by tick, 64 ticks a bar) beside the parallel model, end to end.
 
-    python benchmarks/bench_harmonize.py [--checkpoint RUN_DIR_OR_FILE] [--wav] [--threads 1]
+    python benchmarks/bench_harmonize.py [--checkpoint RUN_DIR_OR_FILE] [--wav] [--threads 1] [--no-batch]
 
 Without --checkpoint it uses the shipped model if present, else an untrained model of the ``quick`` shape
 (the speed does not depend on the weights).
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--checkpoint")
     ap.add_argument("--wav", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-batch", action="store_true", help="skip the batch of 20 songs")
     args = ap.parse_args()
     from stripes.apps.harmonize import Options, harmonize_files
     from stripes.apps.harmonize.estimate import estimate_chords
@@ -104,6 +106,9 @@ def main() -> None:
             f"100-bar song ({len(song.bar_starts)} bars, {song.score.to('second').end():.0f} s of music), "
             f"end to end after the model is loaded{' with WAV' if args.wav else ''}: {one:.2f} s"
         )
+        generative(song_path, tmp, one, args.wav)
+        if args.no_batch:
+            return
         songs = [make_song(tmp / f"s{i}.mid", bars=100, seed=i) for i in range(20)]
         t = time.perf_counter()
         res = harmonize_files(songs, Options(out_dir=tmp / "batch"), log=lambda m: None, loaded=loaded)
@@ -112,6 +117,30 @@ def main() -> None:
             f"batch of 20 songs in one process: {dt:.1f} s ({dt / 20:.2f} s per song, "
             f"{sum(1 for x in res if not x.error)} written)"
         )
+
+
+def generative(song_path: Path, tmp: Path, parallel_s: float, wav: bool) -> None:
+    """The shipped generative model on the same song, end to end (read, chords, sampling, MIDI, PNG)."""
+    from stripes.apps.harmonize import Options, harmonize_files
+    from stripes.apps.harmonize.generative import load_for_mode
+
+    loaded = load_for_mode(None, "generative")
+    harmonize_files([song_path], Options(out_dir=tmp / "gwarm", mode="generative", seed=0),
+                    log=lambda m: None, loaded=loaded)
+    times = []
+    for seed in range(3):
+        t = time.perf_counter()
+        opts = Options(out_dir=tmp / "gen", mode="generative", seed=seed, wav=wav)
+        (r,) = harmonize_files([song_path], opts, log=lambda m: None, loaded=loaded)
+        times.append(time.perf_counter() - t)
+        if r.error:
+            raise SystemExit(f"generative harmonize failed: {r.error}")
+    best = min(times)
+    print(
+        f"generative model ({loaded.source}), same song end to end, best of 3 seeds: {best:.2f} s "
+        f"(runs {', '.join(f'{x:.2f}' for x in times)}); parallel model {parallel_s:.2f} s; "
+        f"ratio {best / parallel_s:.1f}x; goal < 10 s: {'met' if best < 10 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

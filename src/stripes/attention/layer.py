@@ -10,10 +10,11 @@ from torch import nn
 
 from stripes.attention.cache import AttentionCache, KVCache, LinearCache, append_kv, check_cache
 from stripes.attention.feature_maps import FeatureMap, RedrawPolicy, build_feature_map
-from stripes.attention.linear import linear_attention
+from stripes.attention.linear import LinearAttentionState, linear_attention, linear_attention_step
 from stripes.attention.masking import check_key_padding_mask, zero_rows
 from stripes.attention.softmax import softmax_attention
 from stripes.errors import ConfigError, ModelError
+from stripes.pe.base import QKPositionalEncoding, compute_dtype
 
 
 class Dropout(nn.Dropout):
@@ -106,6 +107,10 @@ class AttentionLayer(nn.Module):
             qk_dim = self.head_dim
         self.qk_dim = qk_dim
         self._bias_takes_q = False
+        # a stripes q/k PE whose forward is the checked encode: the layer's own position check suffices
+        self._pe_checked = (
+            isinstance(pe, QKPositionalEncoding) and type(pe).forward is QKPositionalEncoding.forward
+        )
         if self.pe_kind == "bias":
             try:
                 self._bias_takes_q = "q" in inspect.signature(pe.bias).parameters
@@ -171,8 +176,11 @@ class AttentionLayer(nn.Module):
         q = self.q_proj(x).view(shape)
         k = self.k_proj(x).view(shape)
         v = self.v_proj(x).view(shape)
-        if self.pe_kind == "qk":
-            q, k = self.pe(q, k, pos, pos)  # per token: a token's codes depend on its own position only
+        if self.pe_kind == "qk":  # per token: a token's codes depend on its own position only
+            if self._pe_checked and pos is not None and pos.dtype == compute_dtype(q.dtype):
+                q, k = self.pe.encode_checked(q, k, pos, pos)  # pos was checked above: not twice a token
+            else:
+                q, k = self.pe(q, k, pos, pos)
         if cache is None:
             out = self._attend(q, k, v, pos, key_padding_mask)
         else:
@@ -232,7 +240,10 @@ class AttentionLayer(nn.Module):
         """The new tokens attend to the cache and to each other; the cache takes them in (in place)."""
         if isinstance(cache, LinearCache):
             # no redraw: every step must use the same features
-            out, cache.state = self._linear(q, k, v, mask, initial_state=cache.state, return_state=True)
+            if q.shape[1] == 1 and mask is None:  # one token: the recurrence itself (what linear_attention
+                out, cache.state = self._linear_step(q, k, v, cache.state)  # runs for one token, unchecked)
+            else:
+                out, cache.state = self._linear(q, k, v, mask, initial_state=cache.state, return_state=True)
             cache.seen += q.shape[1]
             return out
         assert isinstance(cache, KVCache)
@@ -277,6 +288,20 @@ class AttentionLayer(nn.Module):
         assert self.feature_map is not None
         self.feature_map.maybe_redraw()
         return self._linear(q, k, v, key_padding_mask)
+
+    def _linear_step(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: LinearAttentionState | None
+    ) -> tuple[torch.Tensor, LinearAttentionState]:
+        """One token (B, 1, H, ·) through the feature maps and :func:`linear_attention_step`: the same
+        numbers as :meth:`_linear` on it, without the sequence machinery (generation's hot path)."""
+        assert self.feature_map is not None
+        phi_k, log_scale = self.feature_map.key_features(k)
+        phi_q = self.feature_map(q, role="query")
+        out, state = linear_attention_step(
+            phi_q[:, 0], phi_k[:, 0], v[:, 0], state, eps=self.eps,
+            k_log_scale=None if log_scale is None else log_scale[:, 0],
+        )
+        return out.unsqueeze(1), state
 
     def _linear(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                 **state: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from stripes.attention.layer import Dropout
 from stripes.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
@@ -65,11 +66,11 @@ class EncoderBlock(nn.Module):
             kwargs["n_features"] = n_features
         self.attn = AttentionLayer(d_model, n_heads, **kwargs)
         self.ff = nn.Sequential(
-            nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
+            nn.Linear(d_model, d_ff), nn.ReLU(), Dropout(dropout), nn.Linear(d_ff, d_model)
         )
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(
         self,
@@ -158,7 +159,7 @@ class Harmonizer(nn.Module):
             )
             for i in range(n_layers)
         )
-        self.in_drop = nn.Dropout(dropout)
+        self.in_drop = Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_out)
         # question 2: learned positions pos' = f(pos) for every PE (stripes.models.context_learner). Built
         # last and without drawing from the global RNG, so every other weight (and the training's random

@@ -52,19 +52,35 @@ def draw_tick(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One tick for a batch: logits (B, ·) of the three heads, frame_prev (B, 128) bool → onset, frame."""
     t = settings.temperature
-    count = torch.multinomial(torch.softmax(logits["count"].float() / t, -1).cpu(), 1, generator=generator)
-    k = count.squeeze(-1).to(frame_prev.device)
-    z = _nucleus(logits["onset"].float() / t, settings.top_p)
-    u = torch.rand(z.shape, generator=generator).clamp_(1e-12, 1.0).to(z.device)
+    count_p = _on_cpu(torch.softmax(_tempered(logits["count"], t), -1))
+    count = torch.multinomial(count_p, 1, generator=generator)
+    k = _to_device(count.squeeze(-1), frame_prev.device)
+    z = _nucleus(_tempered(logits["onset"], t), settings.top_p)
+    u = _to_device(torch.rand(z.shape, generator=generator).clamp_(1e-12, 1.0), z.device)
     keys = z - torch.log(-torch.log(u))  # Gumbel-top-k: K draws without replacement from softmax(z)
     top = keys.topk(K_MAX, dim=-1)
-    k = torch.minimum(k, torch.isfinite(top.values).sum(-1))
+    if settings.top_p < 1.0:  # the nucleus may hold fewer than K pitches
+        k = torch.minimum(k, torch.isfinite(top.values).sum(-1))
     chosen = torch.arange(K_MAX, device=z.device)[None] < k[:, None]
     onset = torch.zeros_like(frame_prev).scatter(-1, top.indices, chosen)
-    hold_p = torch.sigmoid(logits["hold"].float() / t)
-    u_hold = torch.rand(hold_p.shape, generator=generator).to(hold_p.device)
+    hold_p = torch.sigmoid(_tempered(logits["hold"], t))
+    u_hold = _to_device(torch.rand(hold_p.shape, generator=generator), hold_p.device)
     held = (u_hold < hold_p) & frame_prev & ~onset
     return onset, onset | held
+
+
+def _tempered(z: torch.Tensor, t: float) -> torch.Tensor:
+    """Logits in float32 at least, divided by the temperature (untouched at t = 1: the same numbers)."""
+    z = z if z.dtype in (torch.float32, torch.float64) else z.float()
+    return z if t == 1.0 else z / t
+
+
+def _on_cpu(x: torch.Tensor) -> torch.Tensor:
+    return x if x.device.type == "cpu" else x.cpu()
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return x if x.device == device else x.to(device)
 
 
 @torch.no_grad()
@@ -128,14 +144,16 @@ def sample(
         start = lead
     steps: list[dict[str, torch.Tensor]] = []
     first_prev_fr = prev_fr
+    keeps_later = bool(keep[:, start:].any())
     for t in range(start, t_len):
         sl = slice(t, t + 1)
         logits = model(x[:, sl], pos[:, sl], prev_on, prev_fr, cache=cache)
         steps.append(logits)
         on_t, fr_t = draw_tick({k: v[:, 0] for k, v in logits.items()}, prev_fr[:, 0], settings, gen)
-        kept = keep[:, t, None]
-        on_t = torch.where(kept, given_on[:, t], on_t)
-        fr_t = torch.where(kept, given_fr[:, t], fr_t)
+        if keeps_later:
+            kept = keep[:, t, None]
+            on_t = torch.where(kept, given_on[:, t], on_t)
+            fr_t = torch.where(kept, given_fr[:, t], fr_t)
         out_on[:, t], out_fr[:, t] = on_t, fr_t
         prev_on, prev_fr = on_t[:, None], fr_t[:, None]
     if steps:  # the sampled ticks scored in one call (the same per-tick terms as scoring each step)

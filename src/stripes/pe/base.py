@@ -200,6 +200,12 @@ class QKPositionalEncoding(PositionalEncoding):
     ) -> tuple[Tensor, Tensor]:
         """q (B, Tq, H, D), k (B, Tk, H, D), pos (B, T, C) → q_out (B, Tq, H, out), k_out (B, Tk, H, out)."""
         pos_q, pos_k = check_qk(q, k, pos_q, pos_k, self.n_heads, self.head_dim, self.context_dim)
+        return self.encode_checked(q, k, pos_q, pos_k)
+
+    def encode_checked(self, q: Tensor, k: Tensor, pos_q: Tensor, pos_k: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` after its checks, for a caller that has made them: q (B, Tq, H, D),
+        k (B, Tk, H, D), pos_q (B, Tq, C), pos_k (B, Tk, C) finite, in ``compute_dtype(q.dtype)`` (the
+        attention layer, which checks its positions once per call)."""
         dtype, work = q.dtype, pos_q.dtype
         with torch.autocast(device_type=q.device.type, enabled=False):
             q_out, k_out = self._encode(q.to(work), k.to(work), pos_q, pos_k)
