@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stripes.errors import ConfigError
+from stripes.pe.base import autocast_off
 
 RedrawPolicy = str | float
 
@@ -230,7 +231,7 @@ class FavorFeatureMap(FeatureMap):
         rows collapse to zero (the per-token max is detached, as a stabiliser; |x|^2/2 keeps its gradient).
         """
         _check_input(x, self.in_dim)
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             x, u = self._exponents(x)
             top = u.detach().amax(dim=-1, keepdim=True)
             phi = torch.exp(u - (top + 0.5 * math.log(self.out_dim)))
@@ -249,7 +250,7 @@ class FavorFeatureMap(FeatureMap):
             raise ConfigError(f"role must be 'query', 'key' or None, got {role!r}")
         if role == "key" and self.stabilize_keys and x.dim() != 4:
             raise ConfigError(f"key features need (B, T, H, D) inputs, got shape {tuple(x.shape)}")
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             x, u = self._exponents(x)
             half_log_m = 0.5 * math.log(self.out_dim)
             if role == "query":

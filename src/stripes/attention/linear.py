@@ -33,6 +33,7 @@ import torch
 from stripes.attention.chunked import SEGMENT_TOKENS, causal_segment, causal_segment_scaled, floor_den
 from stripes.attention.masking import check_key_padding_mask, zero_rows
 from stripes.errors import ConfigError, ModelError
+from stripes.pe.base import autocast_off
 
 
 class LinearAttentionState(NamedTuple):
@@ -162,7 +163,7 @@ def linear_attention(
         acc = torch.promote_types(acc, initial_state.s.dtype)
     state_scaled = initial_state is not None and initial_state.log_scale is not None
     stabilised = k_log_scale is not None or state_scaled
-    with torch.autocast(device_type=q.device.type, enabled=False):
+    with autocast_off(q.device.type):
         q, k, v = q.to(acc), k.to(acc), v.to(acc)
         k, v = zero_rows(k, key_padding_mask), zero_rows(v, key_padding_mask)
         a = None
@@ -308,13 +309,13 @@ def linear_attention_step(
         state = init_linear_state(b, h, m, v.shape[2], q.device, acc, log_scaled=scaled)
     _check_state(state, b, h, m, v.shape[2])
     acc = torch.promote_types(acc, state.s.dtype)
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        q, k, v = q.to(acc), k.to(acc), v.to(acc)
+    with autocast_off(q.device.type):
+        q, k, v = _as(q, acc), _as(k, acc), _as(v, acc)
         a = None
         if scaled:
-            a = k.new_zeros(b, h) if k_log_scale is None else k_log_scale.to(acc)
+            a = k.new_zeros(b, h) if k_log_scale is None else _as(k_log_scale, acc)
         out, new_state = _step_core(q, k, v, a, state, eps)
-    return out.to(out_dtype), new_state
+    return _as(out, out_dtype), new_state
 
 
 def _step_core(
@@ -325,14 +326,15 @@ def _step_core(
     b, h, m = q.shape
     if state is None:
         state = init_linear_state(b, h, m, v.shape[-1], q.device, q.dtype, log_scaled=a is not None)
-    s, z, c = state.s.to(q.dtype), state.z.to(q.dtype), None
+    dtype = q.dtype
+    s, z, c = _as(state.s, dtype), _as(state.z, dtype), None
     scaled = a is not None or state.log_scale is not None
     if scaled:
         a = k.new_zeros(b, h) if a is None else a
-        old = state.log_scale.to(q.dtype) if state.log_scale is not None else k.new_zeros(b, h)
+        old = _as(state.log_scale, dtype) if state.log_scale is not None else k.new_zeros(b, h)
         c = torch.maximum(old, a)
-        c_safe = torch.where(torch.isfinite(c), c, 0.0)
-        keep = torch.exp((torch.where(torch.isfinite(old), old, 0.0) - c_safe).clamp(max=0.0))
+        c_safe = _finite_or_zero(c)
+        keep = torch.exp((_finite_or_zero(old) - c_safe).clamp(max=0.0))
         s, z = s * keep[..., None, None], z * keep[..., None]
         k = k * torch.exp(a - c_safe).unsqueeze(-1)
     s = s + k.unsqueeze(-1) * v.unsqueeze(-2)  # S_m = S_{m-1} + phi(k_m) v_m^T
@@ -341,3 +343,13 @@ def _step_core(
     den = (q * z).sum(dim=-1, keepdim=True)
     out = num / (floor_den(den) if scaled else den + eps)
     return out, LinearAttentionState(s, z, c)
+
+
+def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x in dtype (no torch call when it already is: the step runs once per generated token)."""
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def _finite_or_zero(x: torch.Tensor) -> torch.Tensor:
+    """x with every non-finite entry (±inf: no key yet; NaN) replaced by 0, in one op."""
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)

@@ -10,6 +10,8 @@ rounded (bf16 holds integers exactly only up to 256) and angles f·p of size ~10
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 from torch import Tensor, nn
 
@@ -93,6 +95,20 @@ def check_positions(
     if pos.shape[0] != batch:
         pos = pos.expand(batch, -1, -1)
     return pos.to(dtype)
+
+
+def autocast_off(device_type: str) -> AbstractContextManager:
+    """A context with autocast off on ``device_type``: PEs and the attention kernels compute in float32 at
+    least. A no-op context when autocast is not on there (entering ``torch.autocast`` costs microseconds,
+    paid several times per generated token)."""
+    if not torch.compiler.is_compiling():
+        try:
+            on = torch.is_autocast_enabled(device_type)
+        except TypeError:  # torch < 2.4: no device argument
+            on = torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+        if not on:
+            return nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -207,7 +223,7 @@ class QKPositionalEncoding(PositionalEncoding):
         k (B, Tk, H, D), pos_q (B, Tq, C), pos_k (B, Tk, C) finite, in ``compute_dtype(q.dtype)`` (the
         attention layer, which checks its positions once per call)."""
         dtype, work = q.dtype, pos_q.dtype
-        with torch.autocast(device_type=q.device.type, enabled=False):
+        with autocast_off(q.device.type):
             q_out, k_out = self._encode(q.to(work), k.to(work), pos_q, pos_k)
         return q_out.to(dtype), k_out.to(dtype)
 
