@@ -28,13 +28,21 @@ ANALYSIS_FIGURE = "q3_rep_generalisation.png"
 
 def position_curves(groups: dict[tuple[str, str], list[Run]], bars: int = 64
                     ) -> dict[tuple[str, str], list[np.ndarray]]:
-    """Per (context, method), each seed's test BCE per bar at ``bars`` bars (runs without one: skipped)."""
+    """Per (context, method), each seed's test BCE per bar at ``bars`` bars: from
+    ``metrics_{bars}_positions.json`` (``eval.positions``), else from the per-tick ``bce_per_position`` that
+    every ``metrics_{bars}.json`` holds (mean over windows; averaged here over each bar's ticks, which is the
+    same mean when every window has all its bars). Runs with neither are skipped."""
     out: dict[tuple[str, str], list[np.ndarray]] = {}
     for key, runs in groups.items():
         for r in runs:
             f = r.path / f"metrics_{bars}_positions.json"
             if f.is_file():
                 out.setdefault(key, []).append(np.asarray(json.loads(f.read_text())["bce_per_bar"], float))
+                continue
+            g = r.path / f"metrics_{bars}.json"
+            per_tick = json.loads(g.read_text()).get("bce_per_position") if g.is_file() else None
+            if per_tick and len(per_tick) % bars == 0:
+                out.setdefault(key, []).append(np.asarray(per_tick, float).reshape(bars, -1).mean(axis=1))
     return out
 
 
