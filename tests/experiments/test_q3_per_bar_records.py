@@ -34,3 +34,19 @@ def test_per_bar_means_of_per_tick_bce(tmp_path: Path):
     np.testing.assert_allclose(got[0], [3.5, 11.5, 19.5, 27.5])  # the mean of each bar's 8 ticks
     np.testing.assert_allclose(got[1], [9.0] * 4)
     assert position_curves({("REP", "RoPE(B)"): [c]}, bars=4) == {}
+
+
+def test_bar_level_test_finds_a_planted_effect_and_not_a_null():
+    from stripes.analysis.rep_generalisation import bar_level_test
+
+    rng = np.random.default_rng(0)
+    rare = rng.uniform(0.0, 0.4, 64)
+    control = 6.0 + rng.normal(0, 0.05, 64)
+    planted = control - 0.1 + 2.0 * rare  # excess grows with the rare-label share
+    null = control - 0.1 + rng.normal(0, 0.05, 64)
+    curves = {"RoPE(B) on REP": planted, "RoPEPool on REP": null, "RoPE(C) on TIME": control}
+    res = bar_level_test(curves, ["RoPE(C) on TIME"], rare)
+    assert res["RoPE(B) on REP"]["rho"] > 0.9 and res["RoPE(B) on REP"]["p"] < 1e-6
+    assert abs(res["RoPEPool on REP"]["rho"]) < 0.3 and res["RoPEPool on REP"]["p"] > 0.05
+    assert "RoPE(C) on TIME" not in res  # only REP cells are tested
+    np.testing.assert_allclose(res["RoPE(B) on REP"]["excess_first"], (planted - control)[:16].mean())

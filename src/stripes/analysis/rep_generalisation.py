@@ -145,6 +145,69 @@ def paired_excess_test(model: np.ndarray, control: np.ndarray, rare: np.ndarray)
             "p": p, "share_positive": float((d > 0).mean())}
 
 
+def bar_level_test(curves: dict[str, np.ndarray], controls: Sequence[str], rare_share: np.ndarray,
+                   train_bars: int = 16) -> dict[str, Any]:
+    """The hypothesis from per-bar means only (records without per-window BCE, e.g. P1 Table III's).
+
+    Parameters
+    ----------
+    curves : dict
+        Cell label -> (B,) test BCE per bar (mean over windows and seeds).
+    controls : sequence of str
+        The context-free cells (TIME) whose mean is the control.
+    rare_share : ndarray
+        (B,) share of the test windows whose bar holds a label above the training ``v99``.
+
+    Returns
+    -------
+    dict
+        Per REP cell: Spearman's rho (and p) over bars between the rare-label share and the excess BCE over
+        the control (the hypothesis predicts rho > 0), and the mean excess in bars 1..train_bars and after.
+    """
+    from scipy import stats
+
+    control = np.mean([np.asarray(curves[c], dtype=np.float64) for c in controls], axis=0)
+    out: dict[str, Any] = {"_control": " and ".join(controls)}
+    for label, curve in sorted(curves.items()):
+        if "on REP" not in label and not label.startswith("REP "):
+            continue
+        excess = np.asarray(curve, dtype=np.float64) - control
+        rho = stats.spearmanr(rare_share, excess)
+        out[label] = {"rho": float(rho.statistic), "p": float(rho.pvalue),
+                      "excess_first": float(excess[:train_bars].mean()),
+                      "excess_later": float(excess[train_bars:].mean())}
+    return out
+
+
+def analyse_curves(curves_json: str | os.PathLike, out_dir: str | os.PathLike, data_root: Any = None,
+                   cache_dir: Any = None, train_bars: int = 16) -> dict[str, Any]:
+    """Question 3 from a report's per-bar curves (``q3_bce_per_bar_64.json``) and the data: the REP value
+    statistics, the share of test windows with rare labels in each bar, :func:`bar_level_test`, and the
+    matched kernel of a RoPE(B) of the ``cpu`` shape (its frequencies are fixed, so no checkpoint is needed).
+    Writes ``out_dir/q3_rep_generalisation_bars.json``; returns it."""
+    from stripes.fileio import atomic_write_text
+    from stripes.pe import build_pe
+
+    data = json.loads(Path(curves_json).read_text())
+    bars = int(data["bars"])
+    curves = {k: np.asarray(v["bce_per_bar"], dtype=np.float64) for k, v in data["curves"].items()}
+    train = list(_window_labels(data_root, cache_dir, "train", train_bars).values())
+    test = list(_window_labels(data_root, cache_dir, "test", bars).values())
+    summary = value_summary(train, test)
+    vq = summary["v_quantile_train"]
+    rare = np.stack([rare_share_per_bar(w, vq)[:bars] > 0 for w in test]).mean(axis=0)
+    controls = sorted(k for k in curves if k.endswith("on TIME"))
+    distances = np.arange(0, max(summary["v_max_test"], 1) + 1)
+    rope_b = build_pe("rope", head_dim=32, n_heads=4, context_dim=1, variant="B")
+    result = {"values": summary, "rare_share_per_bar": rare.tolist(),
+              "tests": bar_level_test(curves, controls, rare, train_bars) if controls else {},
+              "kernel_rope_b": kernel_summary(matched_kernel(rope_b, distances), distances, vq)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "q3_rep_generalisation_bars.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
 # ------------------------------------------------------------------------------------------- the kernel
 
 
@@ -332,11 +395,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m stripes.analysis.rep_generalisation")
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="*")
     p.add_argument("--out", required=True)
+    p.add_argument("--curves", default=None,
+                   help="a report's q3_bce_per_bar_64.json: the bar-level test (no per-window records)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--cache-dir", default=None)
     a = p.parse_args(argv)
+    if a.curves:
+        res = analyse_curves(a.curves, a.out, a.data_root, a.cache_dir)
+        print(json.dumps({"values": {k: v for k, v in res["values"].items() if not isinstance(v, list)},
+                          "tests": res["tests"]}, indent=1))
+        return 0
+    if not a.runs:
+        p.error("give run folders, or --curves")
     res = analyse(a.runs, a.out, a.data_root, a.cache_dir)
     print(json.dumps({"values": {k: v for k, v in res["values"].items() if not isinstance(v, list)},
                       "tests": res["tests"]}, indent=1))
