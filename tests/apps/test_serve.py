@@ -240,3 +240,17 @@ def test_the_command_serves_locally_and_cleans_up(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_every_event_that_runs_the_model_shares_one_queue(tmp_path):
+    """Harmonize, regenerate and the API endpoint wait for each other (gradio queues each event on its own
+    unless they share a concurrency group): one harmonization at a time, as docs/harmonize.md says."""
+    srv.need_gradio()
+    from stripes.apps.serve.page import build_page
+
+    page = build_page(Models(), tmp_path)
+    page.queue(default_concurrency_limit=1, max_size=32)  # as server.start
+    fns = {f.name: f for f in page.fns.values()}
+    model_events = [fns[n] for n in ("on_harmonize", "on_regenerate", "api_harmonize")]
+    assert len({f.concurrency_id for f in model_events}) == 1
+    assert {f.concurrency_limit for f in model_events} == {1}

@@ -40,6 +40,7 @@ Upload a MIDI or MusicXML melody, check the melody track, the key and the chord 
 the file or estimated), press **Harmonize**. Everything runs on this computer; nothing is uploaded anywhere.
 """
 CSS = "#chords textarea { font-family: ui-monospace, 'IBM Plex Mono', monospace; }"  # bars line up
+HARMONIZE_QUEUE = "harmonize"  # the concurrency group of every event that runs the model
 CHART_HINT = "one bar per |, e.g.  | C | G | Am F | Fmaj7/A |  (N = no chord, % = repeat); empty = estimate"
 
 
@@ -204,11 +205,15 @@ def build_page(models: Models, work_root: Path, default_candidates: int = 2) -> 
                     [str(x.png) for x in c if x.png], res.chords_text)
 
         private = {"api_visibility": "private"}
+        # the three events that run the model share one queue (gradio queues each event on its own
+        # otherwise): one harmonization at a time, page and API together (the sampler sets torch's
+        # process-wide thread count)
+        one = {"concurrency_id": HARMONIZE_QUEUE, "concurrency_limit": 1}
         upload.change(on_upload, upload, [track, ranking, chords, status], **private)
         use_example.click(on_example, None, upload, **private)
         outs = [state, chords, status, which] + slots
-        go.click(on_harmonize, [upload, chords, key, mode, seed, n, track, musicxml], outs, **private)
-        regen.click(on_regenerate, [state, which, bars, regen_seed, mode, musicxml], outs, **private)
+        go.click(on_harmonize, [upload, chords, key, mode, seed, n, track, musicxml], outs, **private, **one)
+        regen.click(on_regenerate, [state, which, bars, regen_seed, mode, musicxml], outs, **private, **one)
         api_go.click(api_harmonize, [upload, chords, key, mode, seed, n, track, api_regen],
-                     [*api_out, api_chords], api_name="harmonize")
+                     [*api_out, api_chords], api_name="harmonize", **one)
     return page
