@@ -117,3 +117,32 @@ def test_config_round_trip_and_unchanged_identity() -> None:
     # a scalar context may take a linear or MLP learner (C -> C)
     assert build_model(load_run_config("smoke", overrides={"context": "rep", "model.context_learner": "mlp"}),
                        1).context_learner is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_generative_model_builds_its_learner_too(kind: str) -> None:
+    """task=accompany: the learner maps the positions of the accompanist's backbone (it was dropped before,
+    the run differing from its BIN twin by name only); step 0 still equals the twin."""
+    from stripes.models.accompanist import build_accompanist
+
+    def cfg(k: str) -> RunConfig:
+        return load_run_config("smoke", overrides={"task": "accompany", "pe": "ropepool", "context": "bin",
+                                                   "model.context_learner": k})
+
+    torch.manual_seed(3)
+    base = build_accompanist(cfg("none"), 12).eval()
+    torch.manual_seed(3)
+    learned = build_accompanist(cfg(kind), 12).eval()
+    assert base.backbone.context_learner is None
+    assert isinstance(learned.backbone.context_learner, type(build_context_learner(kind, 12)))
+    x, pos = torch.rand(2, 24, 256), _chroma()
+    onset, frame = (torch.rand(2, 24, 128) < 0.1).float(), (torch.rand(2, 24, 128) < 0.2).float()
+    with torch.no_grad():
+        a, b = learned(x, pos, onset, frame), base(x, pos, onset, frame)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    with torch.no_grad():  # a moved learner changes the accompanist's output
+        for p in learned.backbone.context_learner.parameters():
+            p.add_(0.5)
+        moved = learned(x, pos, onset, frame)
+    assert any(not torch.equal(moved[k], b[k]) for k in moved)

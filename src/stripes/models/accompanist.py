@@ -163,4 +163,5 @@ def build_accompanist(config: Any, context_dim: int) -> Accompanist:
         d_ff=m.d_ff, dropout=m.dropout, attention=config.attention, feature_map=config.feature_map,
         n_features=m.n_features, chunk_size=m.chunk_size, redraw=m.redraw, share_pe=m.share_pe,
         pe_options=m.pe_options, feature_map_options=m.feature_map_options,
+        context_learner=getattr(m, "context_learner", "none"),
     )
