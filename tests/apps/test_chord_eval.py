@@ -121,3 +121,15 @@ def test_cli_names_a_missing_split(tmp_path, capsys) -> None:
 
     assert main(["harmonize-eval", "chords", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "split.npz: not found" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_limit_below_one(tmp_path, capsys) -> None:
+    """--limit -1 sliced the split (every song but the last) and --limit 0 read as "no limit" in the
+    command line it records; both are refused before any data is read."""
+    from stripes.cli import main
+
+    for bad in ("0", "-1"):
+        assert main(["harmonize-eval", "chords", "--data-root", str(tmp_path), "--limit", bad,
+                     "--out", str(tmp_path / "o")]) == 2
+        assert f"--limit must be 1 or more, got {bad}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

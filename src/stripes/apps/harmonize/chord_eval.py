@@ -40,7 +40,7 @@ import numpy as np
 from stripes.apps.harmonize import chordfit
 from stripes.apps.harmonize import estimate as est
 from stripes.data import resolve_data_root
-from stripes.errors import DataError
+from stripes.errors import ConfigError, DataError
 from stripes.fileio import atomic_write_text
 from stripes.metrics import chord_quality as cq
 
@@ -197,6 +197,8 @@ def run(data_root: str | None = None, out: str | Path = "results/chord-eval", sp
     """Score the songs of ``split`` (the first ``limit``) and write ``out``/chord_eval.{json,md}."""
     from tqdm import tqdm
 
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be 1 or more, got {limit}")
     root = resolve_data_root(data_root)
     if not (root / "structurePE" / "split.npz").is_file():
         raise DataError(f"{root / 'structurePE' / 'split.npz'}: not found (run `stripes data fetch`)")
