@@ -328,3 +328,18 @@ def test_shipped_accompanist_loads_and_plays_the_example(tmp_path):
     assert side["mode"] == "generative" and side["model"] == str(path)
     notes = _acc(tmp_path / "morning_walk.harmonized.mid")
     assert 50 < len(notes) < 2000  # a trained model plays a sensible number of notes over 17 bars
+
+
+def test_a_melody_model_is_named_as_such_in_generative_mode():
+    """--mode generative with a task=melody run: the message names the melody task (it called the model a
+    parallel task=harmonize one and suggested --mode parallel, which refuses it in turn)."""
+    from stripes.apps.harmonize.generative import accompanist_from
+    from stripes.config import load_run_config
+
+    for task, expected in (("melody", "a task=melody model writes a melody"),
+                           ("harmonize", "a parallel (task=harmonize) model")):
+        cfg = load_run_config("smoke", overrides={"task": task})
+        with pytest.raises(HarmonizeError) as info:
+            accompanist_from(cfg, torch.nn.Linear(1, 1), {}, Path("run/model.pt"))
+        assert str(info.value).startswith(f"run/model.pt: {expected}"), str(info.value)
+        assert ("--mode parallel" in str(info.value)) == (task == "harmonize")

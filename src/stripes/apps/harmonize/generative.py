@@ -74,7 +74,11 @@ class LoadedAccompanist:
 def accompanist_from(config: Any, model: torch.nn.Module, ck: dict, path: Path) -> LoadedAccompanist:
     """The generative model of a loaded run; sampler settings from the inference file's ``extra``
     (``temperature``, ``top_p``) when stored, else :data:`DEFAULT_TEMPERATURE` / :data:`DEFAULT_TOP_P`."""
-    if getattr(config, "task", "harmonize") != "accompany":
+    task = getattr(config, "task", "harmonize")
+    if task == "melody":
+        raise HarmonizeError(f"{path}: a task=melody model writes a melody from a piano part (question 4), "
+                             f"not an accompaniment; --mode generative needs a generative model: {GEN_HINT}")
+    if task != "accompany":
         raise HarmonizeError(
             f"{path}: a parallel (task=harmonize) model; --mode generative needs a generative model: "
             f"{GEN_HINT}, or use --mode parallel"
