@@ -254,3 +254,14 @@ def test_every_event_that_runs_the_model_shares_one_queue(tmp_path):
     model_events = [fns[n] for n in ("on_harmonize", "on_regenerate", "api_harmonize")]
     assert len({f.concurrency_id for f in model_events}) == 1
     assert {f.concurrency_limit for f in model_events} == {1}
+
+
+def test_prune_keeps_the_folder_of_the_file_being_read(tmp_path: Path):
+    """Regenerating a candidate older than the keep time: its folder is not removed under the request."""
+    root = tmp_path / "w"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    cand = root / "a" / "song.harmonized.mid"
+    cand.write_bytes(b"MThd")
+    assert prune(root, max_age_s=-1, keep=cand) == 1
+    assert cand.is_file() and not (root / "b").exists()

@@ -275,7 +275,7 @@ def harmonize_upload(
     if regenerate and p.suffix.lower() not in MIDI_SUFFIXES:
         raise HarmonizeError(f"{p.name}: regenerating bars needs a MIDI file written by stripes harmonize")
     Path(work_root).mkdir(parents=True, exist_ok=True)
-    prune(Path(work_root))
+    prune(Path(work_root), keep=p)
     folder = Path(work_root) / uuid.uuid4().hex[:12]
     folder.mkdir()
     chords = _chords_file(chords_text or "", folder, p.stem)
@@ -319,13 +319,17 @@ def harmonize_upload(
     return Harmonized(cands, text, chart, str(info.get("key", "")), one_line(HarmonizeError(summary)), lines)
 
 
-def prune(work_root: Path, max_age_s: float = KEEP_SECONDS) -> int:
-    """Remove the request folders of ``work_root`` older than ``max_age_s``; returns how many."""
+def prune(work_root: Path, max_age_s: float = KEEP_SECONDS, keep: Path | None = None) -> int:
+    """Remove the request folders of ``work_root`` older than ``max_age_s`` (not the one holding ``keep``,
+    the file this request reads: regenerating an old candidate); returns how many."""
     import shutil
     import time
 
     now, removed = time.time(), 0
+    keep_dir = Path(keep).resolve() if keep is not None else None
     for d in Path(work_root).iterdir():
+        if keep_dir is not None and keep_dir.is_relative_to(d.resolve()):
+            continue
         if d.is_dir() and d.name != "example" and now - d.stat().st_mtime > max_age_s:
             shutil.rmtree(d, ignore_errors=True)
             removed += 1

@@ -40,11 +40,12 @@ validation BCE.
 
 Which of P1's metrics mean something for a monophonic target: **CS** (onset chroma per half bar) and
 **SSMD** (its self-similarity) compare pitch content and repetition, and apply as they are; **GS** (onset
-presence per quarter note) is the melody's rhythm and applies; **NDD** degenerates: with at most one target
-note per tick it is the share of the melody's sounding cells at whose 16th the prediction plays *nothing* (any
-pitch counts, extra notes are free), i.e. 100 − voicing recall, so a dense or polyphonic guess scores well —
-read it only beside onset F1. **Note-onset F1** (pitch and onset must match) is the most direct score of a
-melody and, with the threshold-free BCE, what the verdicts below rest on.
+presence per quarter note) is the melody's rhythm and applies; **NDD** degenerates: per 16th it compares how
+many (pitch, tick) cells sound in the prediction and the target, whatever their pitches, and extra notes are
+free; for a target of (99 % of the time) one note per tick that is close to the share of the melody's sounding
+time the prediction leaves silent (100 − voicing recall, counted per 16th), so a dense or polyphonic guess
+scores well — read it only beside onset F1. **Note-onset F1** (pitch and onset must match) is the most
+direct score of a melody and, with the threshold-free BCE, what the verdicts below rest on.
 """
 
 
