@@ -258,26 +258,6 @@ def test_reproduce_q1_with_fakes_runs_once_and_reports(tmp_path: Path, fake_runn
 
 # ------------------------------------------------------------------------------- smoke profile, real data
 
-SMOKE_SONGS = {"train": [1, 25], "val": [225], "test": [55]}
-
-
-@pytest.fixture(scope="module")
-def tiny_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data root of 4 songs of the shared data (symlinked, never copied) with a split.npz of them."""
-    dest = tmp_path_factory.mktemp("q1root")
-    for sub in ("POP909", "POP909-structure"):
-        (dest / sub).mkdir()
-        for ids in SMOKE_SONGS.values():
-            for sid in ids:
-                (dest / sub / f"{sid:03d}").symlink_to(shared_data / sub / f"{sid:03d}")
-    meta = dest / "structurePE"
-    meta.mkdir()
-    for f in ("chord_db.npz", "startpos.csv"):
-        (meta / f).symlink_to(shared_data / "structurePE" / f)
-    np.savez(meta / "split.npz", **{f"{k}_idx": np.asarray(v, np.int64) for k, v in SMOKE_SONGS.items()})
-    return dest
-
-
 def test_reproduce_q1_smoke_end_to_end(tiny_root: Path, tmp_path: Path) -> None:
     """Real (smoke) training and evaluation on degraded contexts, their MI, and the report."""
     out = tmp_path / "q1"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_q1_context_quality as q1
 
 import stripes.experiments.sweep as sw
 from stripes.analysis import rep_generalisation as rg
@@ -19,7 +18,6 @@ from stripes.experiments.reproduce import reproduce
 
 Q2, Q3 = "q2-learned-context", "q3-rep-generalisation"
 ROOT = Path(__file__).resolve().parents[2]
-tiny_root = q1.tiny_root  # the 4-song data root of question 1 (a module fixture)
 
 # ------------------------------------------------------------------------------------------------ sweeps
 

@@ -223,26 +223,6 @@ def test_reproduce_q4_with_fakes_is_resumable(tmp_path: Path, fake_runner) -> No
 
 # ------------------------------------------------------------------------------- real data (4 songs)
 
-SMOKE_SONGS = {"train": [1, 25], "val": [225], "test": [55]}
-
-
-@pytest.fixture(scope="module")
-def tiny_root(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data root of 4 songs of the shared data (symlinked, never copied) with a split.npz of them."""
-    dest = tmp_path_factory.mktemp("q4root")
-    for sub in ("POP909", "POP909-structure"):
-        (dest / sub).mkdir()
-        for ids in SMOKE_SONGS.values():
-            for sid in ids:
-                (dest / sub / f"{sid:03d}").symlink_to(shared_data / sub / f"{sid:03d}")
-    meta = dest / "structurePE"
-    meta.mkdir()
-    for f in ("chord_db.npz", "startpos.csv"):
-        (meta / f).symlink_to(shared_data / "structurePE" / f)
-    np.savez(meta / "split.npz", **{f"{k}_idx": np.asarray(v, np.int64) for k, v in SMOKE_SONGS.items()})
-    return dest
-
-
 @pytest.mark.parametrize("context", ["bin", "time", "rep", "key"])
 def test_melody_windows_are_the_harmonization_windows(tiny_root: Path, tmp_path: Path, context: str) -> None:
     cache = tmp_path / "cache"

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stripes.experiments.report.quality import _fmt
 from stripes.experiments.report.runs import (
     ALPHA,
     HIGHER,
@@ -47,14 +48,6 @@ time the prediction leaves silent (100 − voicing recall, counted per 16th), so
 scores well — read it only beside onset F1. **Note-onset F1** (pitch and onset must match) is the most
 direct score of a melody and, with the threshold-free BCE, what the verdicts below rest on.
 """
-
-
-def _fmt(v: Sequence[float], digits: int = 2) -> str:
-    if not v:
-        return "–"
-    if len(v) == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f}"
 
 
 def _p(c: Comparison) -> str:
