@@ -113,3 +113,19 @@ def test_single_seed_cells_say_too_few_seeds(tmp_path: Path):
     fake_run(tmp_path, "ropepool", "time", 0, nll=1.5, chord=0.5, notes=13)
     text = make_accompany_report([tmp_path], tmp_path / "rep").read_text()
     assert "too few seeds" in text and "| not separable |" not in text
+
+
+def test_validation_nll_by_head_from_the_best_epoch(tmp_path: Path):
+    for s in range(3):
+        for ctx, count in (("bin", 0.43), ("time", 0.33)):
+            d = fake_run(tmp_path, "ropepool", ctx, s, nll=1.5, chord=0.6, notes=13)
+            rows = ["epoch,val_nll,val_count_nll,val_onset_nll,val_hold_nll",
+                    f"1,1.60,{count + 0.1},0.50,0.70",  # a worse first epoch: not the one reported
+                    f"2,1.50,{count + 0.001 * s},{0.40 if ctx == 'bin' else 0.46},0.63"]
+            (d / "log.csv").write_text("\n".join(rows) + "\n")
+    runs = collect_accompany_runs([tmp_path])
+    assert {r.heads["val_nll"] for r in runs} == {1.5}
+    text = make_accompany_report([tmp_path], tmp_path / "rep").read_text()
+    assert "| RoPEPool | BIN | 3 | 1.5000 ± 0.0000 | 0.4310 ± 0.0010 | 0.4000 ± 0.0000 |" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("- RoPEPool + BIN vs RoPEPool + TIME"))
+    assert "count (when) p = " in line and "all p = nan" in line  # equal totals: not testable

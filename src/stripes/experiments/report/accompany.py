@@ -63,6 +63,22 @@ class AccRun:
     values: dict[int, dict[str, float]] = field(default_factory=dict)
     human: dict[int, dict[str, float]] = field(default_factory=dict)
     settings: dict[int, str] = field(default_factory=dict)
+    heads: dict[str, float] = field(default_factory=dict)  # validation NLL per head, best epoch (log.csv)
+
+
+HEADS = (("val_nll", "all"), ("val_count_nll", "count (when)"), ("val_onset_nll", "onset (which pitches)"),
+         ("val_hold_nll", "hold (how long)"))
+
+
+def _heads(log: Path) -> dict[str, float]:
+    """The validation NLL of each head at the epoch of the lowest total (``log.csv``); {} without a log."""
+    if not log.is_file():
+        return {}
+    rows = [r for r in csv.DictReader(log.open()) if r.get("val_nll")]
+    if not rows:
+        return {}
+    best = min(rows, key=lambda r: float(r["val_nll"]))
+    return {k: float(best[k]) for k, _ in HEADS if best.get(k)}
 
 
 def _values(m: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
@@ -95,7 +111,8 @@ def collect_accompany_runs(paths: Sequence[str | os.PathLike]) -> list[AccRun]:
                 raise DataError(f"{d / 'config.json'}: unreadable ({exc})") from None
             if cfg.get("task") != "accompany":
                 continue
-            run = AccRun(d, method_label(cfg), context_label(cfg), int(cfg.get("seed", 0)))
+            run = AccRun(d, method_label(cfg), context_label(cfg), int(cfg.get("seed", 0)),
+                         heads=_heads(d / "log.csv"))
             for f in metrics:
                 try:
                     m = json.loads(f.read_text())
@@ -207,6 +224,43 @@ def _comparisons(cells: dict[tuple[str, str], list[AccRun]], bars: int) -> list[
     return lines
 
 
+def _heads_section(cells: dict[tuple[str, str], list[AccRun]]) -> list[str]:
+    """Validation NLL per head (count: when notes start; onset: which pitches; hold: how long), mean ± sd
+    over seeds, and the report's test between the cells of P1's two comparisons."""
+    from stripes.analysis.stats import compare
+
+    have = {k: [r for r in rs if r.heads] for k, rs in cells.items()}
+    if not any(have.values()):
+        return []
+    lines = ["## Validation NLL by head (nats/tick, best epoch of `log.csv`)", "",
+             "| method | context | seeds | " + " | ".join(label for _, label in HEADS) + " |",
+             "|" + "---|" * (3 + len(HEADS))]
+    for (method, ctx), rs in have.items():
+        if rs:
+            cols = []
+            for key, _ in HEADS:
+                xs = [r.heads[key] for r in rs if key in r.heads]
+                cols.append(f"{np.mean(xs):.4f} ± {np.std(xs, ddof=1):.4f}" if len(xs) > 1
+                            else (f"{xs[0]:.4f}" if xs else ""))
+            lines.append(f"| {method} | {ctx} | {len(rs)} | " + " | ".join(cols) + " |")
+    lines.append("")
+    methods, contexts = sorted({m for m, _ in have}), sorted({c for _, c in have})
+    pairs = [((m, "BIN"), (m, "TIME")) for m in methods]
+    pairs += [(("RoPEPool", c), (m, c)) for c in contexts for m in methods if m.startswith("RoPE(")]
+    for a, b in pairs:
+        ra, rb = have.get(a, []), have.get(b, [])
+        if len(ra) < 2 or len(rb) < 2:
+            continue
+        ps = []
+        for key, label in HEADS:
+            xa = [r.heads[key] for r in ra if key in r.heads]
+            xb = [r.heads[key] for r in rb if key in r.heads]
+            if len(xa) > 1 and len(xb) > 1:
+                ps.append(f"{label} p = {compare(xa, xb)['p']:.2g}")
+        lines.append(f"- {a[0]} + {a[1]} vs {b[0]} + {b[1]}: " + "; ".join(ps))
+    return [*lines, ""]
+
+
 def write_accompany_runs_csv(runs: list[AccRun], path: Path, table: str = "") -> None:
     """One row per (run, bars): cell, seed, the sampler settings and every metric."""
     buf = io.StringIO()
@@ -248,6 +302,7 @@ def make_accompany_report(paths: Sequence[str | os.PathLike], out: str | os.Path
     lines = ["# Generation: P1's PE comparison with sampled accompaniments", "", PROTOCOL]
     for bars in sorted({b for r in runs for b in r.values}):
         lines += [f"## {bars} bars", "", *_table(cells, bars), "", *_comparisons(cells, bars)]
+    lines += _heads_section(cells)
     path = root / "report.md"
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     write_accompany_runs_csv(runs, root / "runs.csv", table)
