@@ -32,7 +32,7 @@ def fake_run(root: Path, pe: str, context: str, seed: int, *, nll: float, chord:
     for b in bars:
         sampled = dict(HUMAN, mean_oa=0.9, chord_tone_share=chord, notes_per_bar=notes)
         m = {"bars": b, "test_nll": nll, "settings": {"temperature": 1.0, "top_p": 0.9},
-             "metrics": {"cs": 50.0 + chord, "onset_f1": 0.05},
+             "metrics": {"cs": 50.0 + chord, "ssmd": 15.0, "gs": 80.0, "ndd": 30.0, "onset_f1": 0.05},
              "texture": {"rows": {"sampled": sampled, "human": HUMAN}}}
         (d / f"metrics_accompany_{b}.json").write_text(json.dumps(m))
     return d
@@ -129,3 +129,13 @@ def test_validation_nll_by_head_from_the_best_epoch(tmp_path: Path):
     assert "| RoPEPool | BIN | 3 | 1.5000 ± 0.0000 | 0.4310 ± 0.0010 | 0.4000 ± 0.0000 |" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("- RoPEPool + BIN vs RoPEPool + TIME"))
     assert "count (when) p = " in line and "all p = nan" in line  # equal totals: not testable
+
+
+def test_a_run_that_reads_the_chroma_as_input_is_its_own_cell(tmp_path: Path):
+    fake_run(tmp_path, "ropepool", "bin", 0, nll=1.5, chord=0.65, notes=13)
+    d = fake_run(tmp_path / "posin", "ropepool", "bin", 0, nll=1.48, chord=0.89, notes=13)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["model"]["pos_input"] = True
+    (d / "config.json").write_text(json.dumps(cfg))
+    runs = collect_accompany_runs([tmp_path, tmp_path / "posin"])  # not "two runs of RoPEPool + BIN seed 0"
+    assert sorted(r.method for r in runs) == ["RoPEPool", "RoPEPool + chroma input"]

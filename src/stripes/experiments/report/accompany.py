@@ -5,10 +5,11 @@ Each run folder holds ``config.json`` and ``metrics_accompany_{bars}.json`` (wri
 teacher-forced test NLL, P1's metrics and the texture table against the human piano). The report gives, per
 (method, context) cell and window length, mean ± sample std over seeds of the test NLL, the texture's mean
 overlapping area (OA) with the human piano, the chord-tone share of the onsets, notes and onset times per bar,
-the mean note length, CS and onset F1; then P1's two comparisons, BIN vs TIME (per method) and RoPEPool vs
-RoPE (per context), each metric tested with the report's test (:func:`stripes.analysis.stats.compare`:
-Levene, then Student's or Welch's two-sided t-test over seeds). For the texture figures whose ideal is the
-human value (notes, onset times per bar, note length) the test is on the distance to the human piano.
+the mean note length, P1's CS, SSMD, GS, NDD and the note-onset F1; then P1's two comparisons, BIN vs TIME
+(per method) and RoPEPool vs RoPE (per context), each metric tested with the report's test
+(:func:`stripes.analysis.stats.compare`: Levene, then Student's or Welch's two-sided t-test over seeds).
+For the texture figures whose ideal is the human value (notes, onset times per bar, note length) the test is
+on the distance to the human piano.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("onset_times_per_bar", "onset times/bar", "human"),
     ("mean_note_length", "note length (q)", "human"),
     ("cs", "CS", "high"),
+    ("ssmd", "SSMD", "low"),
+    ("gs", "GS", "high"),
+    ("ndd", "NDD", "low"),
     ("onset_f1", "onset F1", "high"),
 )
 RECORD_FILES = ("config.json", "log.csv", "status.json", "DONE")
@@ -86,8 +90,8 @@ def _values(m: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
     s, h = rows["sampled"], rows["human"]
     keys = ("mean_oa", "chord_tone_share", "notes_per_bar", "onset_times_per_bar", "mean_note_length")
     vals = {k: float(s[k]) for k in keys}
-    vals.update(test_nll=float(m["test_nll"]), cs=float(m["metrics"]["cs"]),
-                onset_f1=float(m["metrics"]["onset_f1"]))
+    vals.update(test_nll=float(m["test_nll"]),
+                **{k: float(m["metrics"][k]) for k in ("cs", "ssmd", "gs", "ndd", "onset_f1")})
     return vals, {k: float(h[k]) for k in keys}
 
 
@@ -111,8 +115,10 @@ def collect_accompany_runs(paths: Sequence[str | os.PathLike]) -> list[AccRun]:
                 raise DataError(f"{d / 'config.json'}: unreadable ({exc})") from None
             if cfg.get("task") != "accompany":
                 continue
-            run = AccRun(d, method_label(cfg), context_label(cfg), int(cfg.get("seed", 0)),
-                         heads=_heads(d / "log.csv"))
+            method = method_label(cfg)
+            if cfg.get("model", {}).get("pos_input"):  # the positions also read as input features
+                method += " + chroma input"
+            run = AccRun(d, method, context_label(cfg), int(cfg.get("seed", 0)), heads=_heads(d / "log.csv"))
             for f in metrics:
                 try:
                     m = json.loads(f.read_text())
@@ -148,6 +154,8 @@ def compare_cells(a: list[AccRun], b: list[AccRun], bars: int) -> list[dict[str,
 
     a = [r for r in a if bars in r.values]
     b = [r for r in b if bars in r.values]
+    if not a or not b:  # a cell not evaluated at this length: nothing to compare
+        return []
     out = []
     for key, label, direction in METRICS:
         xa = [_score(r, bars, key, direction) for r in a]
@@ -213,6 +221,8 @@ def _comparisons(cells: dict[tuple[str, str], list[AccRun]], bars: int) -> list[
     lines: list[str] = []
     for title, a, b in pairs:
         rows = compare_cells(a, b, bars)
+        if not rows:
+            continue
         first, second = title.split(": ", 1)[1].split(" vs ")
         lines += [f"**{title}** ({bars} bars)", "", f"| metric | {first} | {second} | p | verdict |",
                   "|---|---|---|---|---|"]
