@@ -84,9 +84,9 @@ def find_analysis(paths: Sequence[str | os.PathLike], out_dir: Path) -> Path | N
 
 def q3_section(groups: dict[tuple[str, str], list[Run]], out_dir: Path,
                paths: Sequence[str | os.PathLike] = (), bars: int = 64) -> list[str]:
-    """Markdown lines of the Q3 section (and the figure + data JSON); [] without positions files."""
+    """Markdown lines of the Q3 section (and the figure + data JSON); [] without per-bar curves of REP."""
     curves = position_curves(groups, bars)
-    if not curves:
+    if not any(ctx == "REP" for ctx, _ in curves):  # the question is about REP; other reports go without
         return []
     train_bars = max(float(r.config.get("data", {}).get("bars", 16)) for k in curves for r in groups[k])
     tb = int(train_bars)
