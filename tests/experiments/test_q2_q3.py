@@ -13,6 +13,7 @@ import pytest
 
 import stripes.experiments.sweep as sw
 from stripes.analysis import rep_generalisation as rg
+from stripes.experiments import learned_context
 from stripes.experiments.evaluate import bar_means
 from stripes.experiments.reproduce import reproduce
 
@@ -185,6 +186,12 @@ def test_reproduce_q2_and_q3_smoke_end_to_end(tiny_root: Path, tmp_path: Path) -
     assert not res["failed"] and res["runs"] == 2
     md = Path(res["report"]).read_text()
     assert "## Q2" in md and "| linear | 1 |" in md
+    geo = out / "q2_geometry.json"
+    assert learned_context.main([str(out / "q2" / "runs"), "--out", str(geo), "--data-root", str(tiny_root),
+                                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    rows = json.loads(geo.read_text())["runs"]
+    assert [r["learner"] for r in rows] == ["linear"]  # the plain RoPEPool run has no learner
+    assert rows[0]["relative_move"] > 0 and -1 <= rows[0]["distance_rank_corr"] <= 1
     res = reproduce([Q3], profile="smoke", out=out / "q3", n_seeds=1, methods="RoPE(B)",
                     data_root=tiny_root, cache_dir=tmp_path / "cache", log=lambda s: None, mi=False)
     assert not res["failed"] and res["runs"] == 2
