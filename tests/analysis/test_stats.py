@@ -96,3 +96,18 @@ def test_report_says_not_testable(tmp_path) -> None:
 
     c = Comparison("x", [1.0, 1.0], [2.0, 2.0], True)
     assert "not testable" in c.describe() and c.status == "within noise"
+
+
+def test_compare_paired_known_value_and_untestable_shift():
+    from stripes.analysis.stats import compare_paired
+
+    # differences 1, 2, 3: mean 2, sd 1, t = 2 / (1 / sqrt 3) = 3.464 on 2 df -> two-sided p = 0.0742
+    r = compare_paired([11.0, 22.0, 33.0], [10.0, 20.0, 30.0])
+    assert r["test"] == "paired" and r["n"] == 3 and r["mean_diff"] == pytest.approx(2.0)
+    assert r["p"] == pytest.approx(0.07418, abs=1e-4)
+    # the same numbers unpaired are far from significant: pairing is what the test adds
+    assert compare([11.0, 22.0, 33.0], [10.0, 20.0, 30.0])["p"] > 0.8
+    shift = compare_paired([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])
+    assert shift["test"] == "not testable" and math.isnan(shift["p"])
+    with pytest.raises(DataError, match="equal-length"):
+        compare_paired([1.0, 2.0], [1.0, 2.0, 3.0])

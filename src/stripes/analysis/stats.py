@@ -48,6 +48,24 @@ def compare(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05, cent
     return {"p": p, "test": "student" if equal_var else "welch", "levene_p": lev}
 
 
+def compare_paired(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Two-sided paired t-test of a[i] against b[i] (e.g. two models of the same seed that start from the same
+    weights). Returns {"p": p-value, "test": "paired", "n": pairs, "mean_diff": mean of a - b}; when every
+    difference is the same (a constant shift or none) no test is defined and p is NaN."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape or x.size < 2:
+        raise DataError(f"a paired test needs two equal-length samples of >= 2 values, got sizes {x.size} "
+                        f"and {y.size}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise DataError("samples contain NaN or inf")
+    d = x - y
+    if np.ptp(d) == 0:
+        return {"p": float("nan"), "test": "not testable", "n": int(d.size), "mean_diff": float(d.mean())}
+    p = float(stats.ttest_rel(x, y).pvalue)
+    return {"p": p, "test": "paired", "n": int(d.size), "mean_diff": float(d.mean())}
+
+
 def rank_methods(results: Mapping[str, Sequence[float]], higher_is_better: bool) -> list[str]:
     """Methods sorted from best to worst mean (ties keep the input order)."""
     means = {m: float(np.mean(v)) for m, v in results.items()}

@@ -48,6 +48,28 @@ def _learner(ctx: str) -> str:
     return ctx.split(":", 1)[1] if ":" in ctx else "none (hand-made)"
 
 
+def _paired(runs: list[Run], ref: list[Run], metric: str, setting: str, scale: float,
+            bars: int) -> float | None:
+    """Paired t-test p of a learned context against its hand-made twin over the seeds both have (None
+    below 2 pairs or when untestable)."""
+    from stripes.analysis.stats import compare_paired
+
+    def by_seed(rs: list[Run]) -> dict[int, float]:
+        out = {}
+        for r in rs:
+            v = _vals([r], metric, setting, scale, bars)
+            if v:
+                out[r.seed] = v[0]
+        return out
+
+    a, b = by_seed(runs), by_seed(ref)
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    p = compare_paired([a[s] for s in seeds], [b[s] for s in seeds])["p"]
+    return None if p != p else float(p)
+
+
 def q2_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
     """Markdown lines of the Q2 section; [] without runs of a context learner."""
     learned = learned_groups(groups)
@@ -59,7 +81,8 @@ def q2_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
           "added to it), initialised as the identity, so at step 0 every model equals its hand-made twin of "
           "the same seed; all runs of a method share the recipe (equal steps). Mean ± std over seeds; "
           "p: Levene then Student / Welch against the hand-made context of the same method; ‡ = better "
-          "with p < 0.05.", ""]
+          "with p < 0.05; paired: the paired t-test over the seeds both have (a learner run and its "
+          "hand-made twin start from the same weights).", ""]
     shares: dict[str, float] = {}
     for base, cells in sorted(learned.items()):
         methods = sorted({m for _, m in cells})
@@ -82,7 +105,9 @@ def q2_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
                         r = _vals(ref, metric, setting, scale, bars)
                         p = _test(v, r)
                         better = v and r and ((sum(v) / len(v) < sum(r) / len(r)) == lower)
-                        cell += f" (p {_p(p)}{' ‡' if p is not None and p < 0.05 and better else ''})"
+                        cell += f" (p {_p(p)}{' ‡' if p is not None and p < 0.05 and better else ''}"
+                        pp = _paired(runs, ref, metric, setting, scale, bars)
+                        cell += f"; paired {_p(pp)})" if pp is not None else ")"
                     cols.append(cell)
                 total, n, moving = parameter_counts(runs[0].config)
                 if n:

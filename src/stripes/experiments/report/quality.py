@@ -120,7 +120,8 @@ def q1_section(groups: dict[tuple[str, str], list[Run]], mi_rows: Sequence[dict[
 
 def _correlations(g: dict[tuple[str, str], list[Run]], method: str, mi: dict[str, float]) -> list[str]:
     md = [f"### {method}: performance against MI", "",
-          "Spearman's ρ (scipy, two-sided p) over runs (every seed a point) and over context means; "
+          "Spearman's ρ (two-sided p: exact, over every permutation, up to 8 points; scipy's t "
+          "approximation beyond) over runs (every seed a point) and over context means; "
           "the bend is the best continuous two-segment line through the context means (break among the "
           "measured MI values; *explained* = share of a single line's squared error it removes).", "",
           "| measure | contexts | ρ over runs (p, n) | ρ over means (p, n) | bend at MI "
