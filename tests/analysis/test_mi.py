@@ -278,3 +278,25 @@ def test_mi_table_on_pop909_reproduces_p1_ranking(shared_data, tmp_path):
     assert abs(rows["time"]["shuffle"]) < 0.005
     assert rows["bin"]["shuffle"] > 5 * max(rows["key"]["shuffle"], rows["rep"]["shuffle"])
     assert min(rows["key"]["shuffle"], rows["rep"]["shuffle"]) > 2 * abs(rows["time"]["shuffle"])
+
+
+def test_conditional_mi_known_values():
+    from stripes.analysis.mi import conditional_mi, mi_plugin
+
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 20000)
+    y = rng.integers(0, 2, 20000)
+    x = y ^ z  # X tells nothing about Y alone, everything once Z is known
+    assert mi_plugin(x, y) < 1e-3
+    r = conditional_mi(x, y, z)
+    assert r["plugin"] == pytest.approx(np.log(2), abs=1e-3)
+    assert r["shuffle"] == pytest.approx(np.log(2), abs=2e-3) and r["n"] == 20000
+    # y a function of z: nothing beyond z, exactly, and the shuffle null is the same table
+    red = conditional_mi(rng.integers(0, 3, 5000), z[:5000] * 2, z[:5000])
+    assert red["plugin"] == pytest.approx(0.0, abs=1e-12) and red["shuffle"] == pytest.approx(0.0, abs=1e-12)
+    # many z values and independent x, y: the plug-in is biased upwards, the within-z shuffle removes it
+    zz = rng.integers(0, 200, 5000)
+    ind = conditional_mi(rng.integers(0, 12, 5000), rng.integers(0, 12, 5000), zz)
+    assert ind["plugin"] > 0.1 and abs(ind["shuffle"]) < 0.02
+    with pytest.raises(DataError, match="same non-zero length"):
+        conditional_mi(x, y, z[:-1])

@@ -162,7 +162,8 @@ def test_report_q2_section(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed in range(3):
         make_run(runs, "ropepool", "bin", seed, {"bce": 0.0510 + 0.0001 * seed}, {"bce": 0.05})
-        run = make_run(runs / "lin", "ropepool", "bin", seed, {"bce": 0.0490 + 0.00015 * seed}, {"bce": 0.048})
+        run = make_run(runs / "lin", "ropepool", "bin", seed, {"bce": 0.0490 + 0.00015 * seed},
+                       {"bce": 0.048})
         cfg = json.loads((run / "config.json").read_text())
         cfg["model"]["context_learner"] = "linear"
         (run / "config.json").write_text(json.dumps(cfg))
