@@ -28,19 +28,17 @@ import numpy as np
 
 from stripes.analysis.mi import conditional_mi, mi_plugin, mi_shuffle
 from stripes.fileio import atomic_write_text
+from stripes.metrics._common import chroma
 
 BITS = 1 << np.arange(12)
 
 
 def chroma_mask(roll: np.ndarray) -> np.ndarray:
     """(T, 128·k) binary roll(s) -> (T,) 12-bit mask of the pitch classes sounding at each tick."""
-    roll = np.asarray(roll) > 0
-    pcs = np.zeros((roll.shape[0], 12), dtype=bool)
-    for start in range(0, roll.shape[1], 128):
-        block = roll[:, start:start + 128]
-        for pc in range(12):
-            pcs[:, pc] |= block[:, pc::12].any(axis=1)
-    return (pcs * BITS).sum(axis=1)
+    roll = (np.asarray(roll) > 0).astype(np.int64)
+    # fold each 128-pitch track on its own: 128 is not a multiple of 12
+    pcs = sum(chroma(roll[:, start:start + 128]) for start in range(0, roll.shape[1], 128))
+    return ((pcs > 0) * BITS).sum(axis=1)
 
 
 def around(roll: np.ndarray, span: int) -> np.ndarray:

@@ -52,8 +52,8 @@ def learner_geometry(learner: torch.nn.Module, uniq: torch.Tensor, weights: torc
     return {"relative_move": move, "distance_rank_corr": rho, "n_positions": len(uniq)}
 
 
-def test_positions(context: Sequence[str] | str, bars: int = 16, data_root: Any = None, cache_dir: Any = None,
-                   stride: int = 1) -> torch.Tensor:
+def positions_of_test_windows(context: Sequence[str] | str, bars: int = 16, data_root: Any = None,
+                              cache_dir: Any = None, stride: int = 1) -> torch.Tensor:
     """Every tick's positions (N, C) of the test windows (every ``stride``-th window)."""
     from stripes.data import HarmonizationDataset
 
@@ -78,7 +78,8 @@ def geometry_rows(runs: Sequence[str | os.PathLike], data_root: Any = None, cach
             continue
         key = tuple(cfg.contexts)
         if key not in cache:
-            cache[key] = distinct_positions(test_positions(list(key), 16, data_root, cache_dir, stride))
+            pos = positions_of_test_windows(list(key), 16, data_root, cache_dir, stride)
+            cache[key] = distinct_positions(pos)
         variant = cfg.model.pe_options.get("variant")
         rows.append({"run": run.name, "learner": cfg.model.context_learner,
                      "pe": cfg.pe + (f"({variant})" if variant else ""),

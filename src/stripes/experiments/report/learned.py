@@ -5,6 +5,7 @@ parameter count next to the model's."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from stripes.experiments.report.quality import _fmt, _p, _vals
@@ -67,7 +68,7 @@ def _paired(runs: list[Run], ref: list[Run], metric: str, setting: str, scale: f
     if len(seeds) < 2:
         return None
     p = compare_paired([a[s] for s in seeds], [b[s] for s in seeds])["p"]
-    return None if p != p else float(p)
+    return None if math.isnan(p) else float(p)
 
 
 def q2_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
