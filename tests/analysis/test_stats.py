@@ -111,3 +111,36 @@ def test_compare_paired_known_value_and_untestable_shift():
     assert shift["test"] == "not testable" and math.isnan(shift["p"])
     with pytest.raises(DataError, match="equal-length"):
         compare_paired([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_compare_groups_matches_the_one_way_anova_and_switches_on_unequal_variances():
+    from stripes.analysis.stats import compare_groups
+
+    # three groups of three, means 1, 2, 3, each sd 1: SSB = 3 * (1 + 0 + 1) = 6 on 2 df, SSW = 3 * 2 = 6 on
+    # 6 df -> F = (6 / 2) / (6 / 6) = 3 on (2, 6) df, p = 0.125
+    g = {"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0], "c": [2.0, 3.0, 4.0]}
+    r = compare_groups(g)
+    assert r["test"] == "anova" and r["k"] == 3
+    assert r["p"] == pytest.approx(sps.f.sf(3.0, 2, 6))
+    assert r["p"] == pytest.approx(0.125)
+    # well separated groups: significant
+    assert compare_groups({"a": [1.0, 1.1, 0.9], "b": [5.0, 5.1, 4.9]})["p"] < 1e-4
+    # variances 1e-4 against 25: Levene says unequal -> Alexander-Govern, as scipy computes it
+    rng = np.random.default_rng(1)
+    a, b, c = rng.normal(0, 0.01, 12), rng.normal(1, 5, 12), rng.normal(0, 0.01, 12)
+    r = compare_groups({"a": a, "b": b, "c": c})
+    assert r["levene_p"] < 0.05 and r["test"] == "alexander-govern"
+    assert r["p"] == pytest.approx(sps.alexandergovern(a, b, c).pvalue)
+
+
+def test_compare_groups_degenerate_and_bad_input():
+    from stripes.analysis.stats import compare_groups
+
+    r = compare_groups({"a": [1.0, 1.0], "b": [2.0, 2.0]})
+    assert r["test"] == "not testable" and math.isnan(r["p"])
+    with pytest.raises(DataError, match=">= 2 groups"):
+        compare_groups({"a": [1.0, 2.0]})
+    with pytest.raises(DataError, match="'b'"):
+        compare_groups({"a": [1.0, 2.0], "b": [1.0]})
+    with pytest.raises(DataError, match="NaN"):
+        compare_groups({"a": [1.0, 2.0], "b": [1.0, float("nan")]})

@@ -66,6 +66,36 @@ def compare_paired(a: Sequence[float], b: Sequence[float]) -> dict:
     return {"p": p, "test": "paired", "n": int(d.size), "mean_diff": float(d.mean())}
 
 
+def compare_groups(samples: Mapping[str, Sequence[float]], *, alpha: float = 0.05,
+                   center: str = "median") -> dict:
+    """Two-sided test that k >= 2 groups (e.g. the four contexts of one method, one value per seed) share a
+    mean: P1's two-sample procedure carried over to k groups.
+
+    Levene's test across the groups decides equal variances (p >= alpha) -> one-way ANOVA (F test), else the
+    Alexander-Govern test (no equal-variance assumption; scipy's heteroscedastic one-way test). Returns
+    {"p": float, "test": "anova" | "alexander-govern" | "not testable", "levene_p": float, "k": groups}.
+    When every group is constant no test is defined and p is NaN (as in :func:`compare`).
+    """
+    groups = [np.asarray(v, dtype=np.float64) for v in samples.values()]
+    if len(groups) < 2 or any(g.ndim != 1 or g.size < 2 for g in groups):
+        raise DataError(f"a test across groups needs >= 2 groups of >= 2 values each, got sizes "
+                        f"{[int(np.size(g)) for g in groups]} for {list(samples)}")
+    if not all(np.all(np.isfinite(g)) for g in groups):
+        raise DataError(f"samples contain NaN or inf ({list(samples)})")
+    k = len(groups)
+    if all(np.ptp(g) == 0 for g in groups):
+        return {"p": float("nan"), "test": "not testable", "levene_p": float("nan"), "k": k}
+    with warnings.catch_warnings():  # as in compare: Levene's 0/0 reads as equal variances
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lev = float(stats.levene(*groups, center=center).pvalue)
+        lev = lev if math.isfinite(lev) else 1.0
+        if lev >= alpha or any(np.ptp(g) == 0 for g in groups):  # A-G needs a variance in every group
+            p, test = float(stats.f_oneway(*groups).pvalue), "anova"
+        else:
+            p, test = float(stats.alexandergovern(*groups).pvalue), "alexander-govern"
+    return {"p": p if math.isfinite(p) else 1.0, "test": test, "levene_p": lev, "k": k}
+
+
 def rank_methods(results: Mapping[str, Sequence[float]], higher_is_better: bool) -> list[str]:
     """Methods sorted from best to worst mean (ties keep the input order)."""
     means = {m: float(np.mean(v)) for m, v in results.items()}

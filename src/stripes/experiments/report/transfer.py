@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stripes.analysis.stats import compare_groups
 from stripes.experiments.report.quality import _fmt
 from stripes.experiments.report.runs import (
     ALPHA,
@@ -85,6 +86,19 @@ def _gain(a: Sequence[Run], b: Sequence[Run]) -> str:
     return f"{100.0 * (np.mean(vb) - np.mean(va)) / np.mean(vb):.1f} %"
 
 
+def _differ(vals: dict[str, list[float]]) -> str:
+    """"; contexts differ: p = ..." from a test across the contexts with >= 2 seeds (one-way ANOVA, or
+    Alexander-Govern on unequal variances), or "" when fewer than two contexts have them."""
+    seeded = {c: v for c, v in vals.items() if len(v) >= 2}
+    if len(seeded) < 2:
+        return ""
+    r = compare_groups(seeded)
+    if r["test"] == "not testable":
+        return f"; contexts {', '.join(seeded)}: not testable (no spread over seeds)"
+    sig = "differ" if r["p"] < ALPHA else "do not differ significantly"
+    return f"; contexts {', '.join(seeded)} {sig}: p = {r['p']:.2g} ({r['test']})"
+
+
 def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
     """Markdown lines of the Q4 section for the groups of melody-task runs ([] when none of P1's cells)."""
     if not any(groups.get((c, m)) for c in P1_CONTEXTS for m in ROPES + P1_T3_OTHERS):
@@ -149,7 +163,8 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
     # --- the whole context order, per method
     md += ["### Context order per method (mean test BCE at 16 bars, lower first)", "",
            "Melody harmonization's order (P1: MI and results) is BIN > KEY > REP > TIME; RoPE = the "
-           "context's RoPE variant as above.", ""]
+           "context's RoPE variant as above. p: do the contexts with >= 2 seeds differ at all (Levene, then "
+           "one-way ANOVA or, on unequal variances, Alexander-Govern)?", ""]
     ropes = {c: best_on_validation(groups, c, ROPES) for c in P1_CONTEXTS}
     for m in ["RoPE"] + [m for m in methods if m not in ROPES]:
         vals = {c: scores(groups.get((c, ropes[c] if m == "RoPE" else m), []) if m != "RoPE" or ropes[c]
@@ -159,8 +174,9 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
             continue
         order = sorted(vals, key=lambda c: float(np.mean(vals[c])))
         same = [c for c in HARMONIZATION_ORDER if c in vals] == order
-        md.append(f"- {m}: " + " < ".join(f"{c} {100 * np.mean(vals[c]):.2f}" for c in order)
-                  + f" (BCE×100) — {'the harmonization order' if same else 'differs from harmonization'}")
+        md.append(f"- {m}: " + " < ".join(f"{c} {100 * np.mean(vals[c]):.3f}" for c in order)
+                  + f" (BCE×100) — {'the harmonization order' if same else 'differs from harmonization'}"
+                  + _differ(vals))
     md += ["", f"Verdicts: *holds* / *reproduced* when every comparison has the claimed sign, p < {ALPHA}.",
            ""]
     return md
