@@ -144,3 +144,57 @@ def test_compare_groups_degenerate_and_bad_input():
         compare_groups({"a": [1.0, 2.0], "b": [1.0]})
     with pytest.raises(DataError, match="NaN"):
         compare_groups({"a": [1.0, 2.0], "b": [1.0, float("nan")]})
+
+
+def test_anova_two_way_matches_nested_least_squares():
+    from stripes.analysis.stats import anova_two_way
+
+    # oracle: the F of each term from nested linear models fitted by least squares (full model = cell means)
+    rng = np.random.default_rng(3)
+    A, B, n = ("x", "y", "z", "w"), ("p", "q", "r"), 3
+    effect_a = {"x": 0.0, "y": 0.5, "z": 0.0, "w": -0.5}
+    cells = {(a, b): list(effect_a[a] + 0.2 * j + rng.normal(0, 0.4, n)) for a in A
+             for j, b in enumerate(B)}
+    r = anova_two_way(cells)
+    rows = [(i, j, v) for i, a in enumerate(A) for j, b in enumerate(B) for v in cells[(a, b)]]
+    y = np.array([v for *_, v in rows])
+
+    def design(terms: set[str]) -> np.ndarray:
+        cols = [np.ones(len(rows))]
+        ia = [np.array([i == k for i, _, _ in rows], float) for k in range(1, len(A))]
+        jb = [np.array([j == k for _, j, _ in rows], float) for k in range(1, len(B))]
+        cols += ia if "A" in terms else []
+        cols += jb if "B" in terms else []
+        cols += [u * w for u in ia for w in jb] if "AxB" in terms else []
+        return np.stack(cols, axis=1)
+
+    def rss(terms: set[str]) -> float:
+        X = design(terms)
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        return float(((y - X @ beta) ** 2).sum())
+
+    full = rss({"A", "B", "AxB"})
+    mse = full / (len(y) - len(A) * len(B))
+    assert r["df_error"] == 24 and r["n"] == 3
+    # balanced design: each main effect is the drop from the additive model without it, the interaction the
+    # drop from the additive model to the full one
+    for term, df in (("A", 3), ("B", 2)):
+        other = {"A", "B"} - {term}
+        f = (rss(other) - rss({"A", "B"})) / df / mse
+        assert r[term]["df"] == df and r[term]["F"] == pytest.approx(f, rel=1e-9)
+        assert r[term]["p"] == pytest.approx(sps.f.sf(f, df, 24))
+    f_ab = (rss({"A", "B"}) - full) / 6 / mse
+    assert r["AxB"]["F"] == pytest.approx(f_ab, rel=1e-9)
+    # A's effects (-0.5 to 0.5) against noise of sd 0.4 on 9 replicates a level are found
+    assert r["A"]["p"] < 0.01
+
+
+def test_anova_two_way_refuses_an_unbalanced_design():
+    from stripes.analysis.stats import anova_two_way
+
+    cells = {("a", "p"): [1.0, 2.0], ("a", "q"): [1.0, 2.0], ("b", "p"): [1.0, 2.0]}
+    with pytest.raises(DataError, match=r"missing cells \[\('b', 'q'\)\]"):
+        anova_two_way(cells)
+    cells[("b", "q")] = [1.0, 2.0, 3.0]
+    with pytest.raises(DataError, match=r"replicates per cell \[2, 3\]"):
+        anova_two_way(cells)

@@ -195,8 +195,27 @@ def test_report_of_the_melody_task(tmp_path: Path) -> None:
                  "- RoPE: BIN 4.600 < KEY 5.000 < REP 5.300 < TIME 5.510 "):
         m = re.search(re.escape(line + order) + r"(\S+) \(anova\)", q4)
         assert m and float(m.group(1)) < 1e-6, line  # seeds 0.02 apart, contexts 0.2 to 1.5 apart
+    pooled = re.search(r"- Pooled over the methods, test BCE at 16 bars \(two-way ANOVA, context × method, "
+                       r"3 seeds a cell\): context F\(3, 24\) = ([\d.]+), p = (\S+);", q4)
+    # context means 0.4 to 1.2 BCE x100 apart against seeds 0.02 apart: F = 5923 by hand
+    assert pooled and float(pooled.group(1)) > 1000 and float(pooled.group(2)) < 1e-20
     again = make_report([tmp_path / "report" / "runs"], tmp_path / "again", table=TABLE).read_text()
     assert again[again.index("## Q4 — does"):].split("\n## ")[0] == q4  # remade from the committed records
+
+
+def test_pooled_context_effect_waits_for_the_whole_grid() -> None:
+    from stripes.experiments.report.transfer import _pooled
+
+    vals = {"BIN": [1.0, 1.1, 0.9], "KEY": [2.0, 2.1, 1.9], "REP": [2.0, 2.2, 1.8], "TIME": [3.0, 3.1, 2.9]}
+
+    def cell(c: str, m: str, bars: int = 16) -> list[float]:
+        return vals[c][:2] if (c, m) == ("TIME", "RoPEPool") else vals[c]  # one seed missing in one cell
+
+    wait = ("- Pooled over the methods: needs the whole grid with the same seeds a cell "
+            "(seeds per cell now: 2, 3).")
+    assert _pooled(cell, ["RoPE", "RoPEPool"]) == [wait]
+    full = _pooled(lambda c, m, bars=16: vals[c], ["RoPE", "RoPEPool"])
+    assert len(full) == 2 and "context F(3, 16) = " in full[0] and "method F(1, 16) = 0.00, p = 1;" in full[0]
 
 
 def test_report_refuses_to_pool_two_tasks(tmp_path: Path) -> None:

@@ -96,6 +96,42 @@ def compare_groups(samples: Mapping[str, Sequence[float]], *, alpha: float = 0.0
     return {"p": p if math.isfinite(p) else 1.0, "test": test, "levene_p": lev, "k": k}
 
 
+def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]]) -> dict:
+    """Two-way ANOVA with interaction of a balanced, fully crossed design (e.g. context x method, one value
+    per seed): do the levels of the first factor differ, pooled over the second, and the reverse?
+
+    ``cells[(a, b)]`` holds the n >= 2 replicates of level a of factor A and level b of factor B; every
+    combination must be there with the same n. Sums of squares of the balanced design: A, B, A x B and the
+    within-cell error on a*b*(n-1) degrees of freedom. Returns {"A": {"F", "df", "p"}, "B": {...},
+    "AxB": {...}, "df_error": int, "levels": ([A levels], [B levels]), "n": replicates}.
+    """
+    a_levels = list(dict.fromkeys(k[0] for k in cells))
+    b_levels = list(dict.fromkeys(k[1] for k in cells))
+    missing = [(a, b) for a in a_levels for b in b_levels if (a, b) not in cells]
+    sizes = {len(v) for v in cells.values()}
+    if len(a_levels) < 2 or len(b_levels) < 2 or missing or len(sizes) != 1 or min(sizes) < 2:
+        raise DataError(f"a two-way ANOVA needs a fully crossed design of >= 2 x 2 cells with the same "
+                        f"n >= 2 replicates; missing cells {missing}, replicates per cell {sorted(sizes)}")
+    y = np.array([[cells[(a, b)] for b in b_levels] for a in a_levels], dtype=np.float64)  # (A, B, n)
+    if not np.all(np.isfinite(y)):
+        raise DataError("samples contain NaN or inf")
+    na, nb, n = y.shape
+    m = y.mean()
+    cell = y.mean(axis=2)
+    ma, mb = cell.mean(axis=1), cell.mean(axis=0)
+    ss = {"A": nb * n * float(((ma - m) ** 2).sum()), "B": na * n * float(((mb - m) ** 2).sum()),
+          "AxB": n * float(((cell - ma[:, None] - mb[None, :] + m) ** 2).sum())}
+    df = {"A": na - 1, "B": nb - 1, "AxB": (na - 1) * (nb - 1)}
+    df_err = na * nb * (n - 1)
+    mse = float(((y - cell[..., None]) ** 2).sum()) / df_err
+    out: dict = {"df_error": df_err, "levels": (a_levels, b_levels), "n": n}
+    for key in ss:
+        f = ss[key] / df[key] / mse if mse > 0 else float("nan")
+        p = float(stats.f.sf(f, df[key], df_err)) if math.isfinite(f) else float("nan")
+        out[key] = {"F": f, "df": df[key], "p": p}
+    return out
+
+
 def rank_methods(results: Mapping[str, Sequence[float]], higher_is_better: bool) -> list[str]:
     """Methods sorted from best to worst mean (ties keep the input order)."""
     means = {m: float(np.mean(v)) for m, v in results.items()}

@@ -5,11 +5,11 @@ RoPEPool ≥ RoPE (per context)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from stripes.analysis.stats import compare_groups
+from stripes.analysis.stats import anova_two_way, compare_groups
 from stripes.experiments.report.quality import _fmt
 from stripes.experiments.report.runs import (
     ALPHA,
@@ -166,9 +166,13 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
            "context's RoPE variant as above. p: do the contexts with >= 2 seeds differ at all (Levene, then "
            "one-way ANOVA or, on unequal variances, Alexander-Govern)?", ""]
     ropes = {c: best_on_validation(groups, c, ROPES) for c in P1_CONTEXTS}
+
+    def cell(c: str, m: str, bars: int = 16) -> list[float]:
+        method = ropes[c] if m == "RoPE" else m
+        return scores(groups.get((c, method), []), "at_selected", "bce", bars) if method else []
+
     for m in ["RoPE"] + [m for m in methods if m not in ROPES]:
-        vals = {c: scores(groups.get((c, ropes[c] if m == "RoPE" else m), []) if m != "RoPE" or ropes[c]
-                          else [], "at_selected", "bce", 16) for c in P1_CONTEXTS}
+        vals = {c: cell(c, m) for c in P1_CONTEXTS}
         vals = {c: v for c, v in vals.items() if v}
         if len(vals) < 2:
             continue
@@ -177,6 +181,25 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
         md.append(f"- {m}: " + " < ".join(f"{c} {100 * np.mean(vals[c]):.3f}" for c in order)
                   + f" (BCE×100) — {'the harmonization order' if same else 'differs from harmonization'}"
                   + _differ(vals))
+    md += _pooled(cell, ["RoPE"] + [m for m in ("F-StrIPE₁", "RoPEPool") if m in methods])
     md += ["", f"Verdicts: *holds* / *reproduced* when every comparison has the claimed sign, p < {ALPHA}.",
            ""]
     return md
+
+
+def _pooled(cell: Callable[[str, str, int], list[float]], methods: list[str]) -> list[str]:
+    """The context effect pooled over the methods: a two-way ANOVA (context x method, seeds as replicates)
+    of the test BCE, when the grid is complete (every cell with the same number of seeds)."""
+    out = []
+    for bars in (16, 64):
+        cells = {(c, m): cell(c, m, bars) for c in P1_CONTEXTS for m in methods}
+        sizes = sorted({len(v) for v in cells.values()})
+        if len(methods) < 2 or sizes != [sizes[-1]] or sizes[-1] < 2:
+            return [f"- Pooled over the methods: needs the whole grid with the same seeds a cell (seeds per "
+                    f"cell now: {', '.join(map(str, sizes))})."]
+        r = anova_two_way(cells)
+        terms = "; ".join(f"{name} F({r[k]['df']}, {r['df_error']}) = {r[k]['F']:.2f}, p = {r[k]['p']:.2g}"
+                          for k, name in (("A", "context"), ("B", "method"), ("AxB", "context × method")))
+        out.append(f"- Pooled over the methods, test BCE at {bars} bars (two-way ANOVA, context × method, "
+                   f"{r['n']} seeds a cell): {terms}.")
+    return out
