@@ -189,12 +189,37 @@ def test_anova_two_way_matches_nested_least_squares():
     assert r["A"]["p"] < 0.01
 
 
-def test_anova_two_way_refuses_an_unbalanced_design():
+def test_anova_two_way_with_blocks_removes_a_shared_replicate_effect():
     from stripes.analysis.stats import anova_two_way
 
-    cells = {("a", "p"): [1.0, 2.0], ("a", "q"): [1.0, 2.0], ("b", "p"): [1.0, 2.0]}
-    with pytest.raises(DataError, match=r"missing cells \[\('b', 'q'\)\]"):
-        anova_two_way(cells)
-    cells[("b", "q")] = [1.0, 2.0, 3.0]
-    with pytest.raises(DataError, match=r"replicates per cell \[2, 3\]"):
-        anova_two_way(cells)
+    # replicate i of every cell shares a large offset (a seed's data order); a small A effect hides under it
+    # unblocked and shows once the blocks are taken out. Oracle: nested least squares with block dummies.
+    rng = np.random.default_rng(4)
+    A, B, n = ("x", "y", "z"), ("p", "q"), 4
+    offset = np.array([0.0, 1.0, 2.0, 3.0])
+    cells = {(a, b): list(0.1 * i + offset + rng.normal(0, 0.02, n)) for i, a in enumerate(A) for b in B}
+    plain, blocked = anova_two_way(cells), anova_two_way(cells, blocks=True)
+    assert plain["A"]["p"] > 0.5 and blocked["A"]["p"] < 1e-6
+    assert blocked["df_error"] == (len(A) * len(B) - 1) * (n - 1) and blocked["block"]["df"] == n - 1
+    rows = [(i, j, k, v) for i, a in enumerate(A) for j, b in enumerate(B)
+            for k, v in enumerate(cells[(a, b)])]
+    y = np.array([r[-1] for r in rows])
+
+    def rss(terms: set[str]) -> float:
+        ia = [np.array([r[0] == t for r in rows], float) for t in range(1, len(A))]
+        jb = [np.array([r[1] == t for r in rows], float) for t in range(1, len(B))]
+        kb = [np.array([r[2] == t for r in rows], float) for t in range(1, n)]
+        cols = [np.ones(len(rows))] + kb + (ia if "A" in terms else []) + (jb if "B" in terms else [])
+        cols += [u * w for u in ia for w in jb] if "AxB" in terms else []
+        X = np.stack(cols, axis=1)
+        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+        return float(((y - X @ beta) ** 2).sum())
+
+    mse = rss({"A", "B", "AxB"}) / blocked["df_error"]
+    # balanced: A's sum of squares is what dropping A from the additive model (blocks kept) costs
+    f_a = (rss({"B"}) - rss({"A", "B"})) / 2 / mse
+    assert blocked["A"]["F"] == pytest.approx(f_a, rel=1e-6)
+    # values that are exactly cell effect + block offset leave no error: nothing is testable
+    exact = {(a, b): list(0.1 * i + offset) for i, a in enumerate(A) for b in B}
+    r = anova_two_way(exact, blocks=True)
+    assert all(math.isnan(r[k]["F"]) and math.isnan(r[k]["p"]) for k in ("A", "B", "AxB", "block"))

@@ -199,6 +199,12 @@ def test_report_of_the_melody_task(tmp_path: Path) -> None:
                        r"3 seeds a cell\): context F\(3, 24\) = ([\d.]+), p = (\S+);", q4)
     # context means 0.4 to 1.2 BCE x100 apart against seeds 0.02 apart: F = 5923 by hand
     assert pooled and float(pooled.group(1)) > 1000 and float(pooled.group(2)) < 1e-20
+    # the fake seeds shift every cell by the same offset: as blocks they explain all the spread
+    assert ("- Pooled over the methods, test BCE at 16 bars, seeds as blocks: not testable (the terms "
+            "explain every value, no error is left).") in q4
+    # BIN - TIME per (method, seed), x100: RoPE -0.91, F-StrIPE -1.12, RoPEPool -1.5 on every seed
+    assert re.search(r"- BIN − TIME at 16 bars, paired by method and seed \(9 pairs\): -1\.17\d\d BCE×100 on "
+                     r"average, first lower in 9, equal in 0; paired t-test p = ", q4)
     again = make_report([tmp_path / "report" / "runs"], tmp_path / "again", table=TABLE).read_text()
     assert again[again.index("## Q4 — does"):].split("\n## ")[0] == q4  # remade from the committed records
 
@@ -208,14 +214,24 @@ def test_pooled_context_effect_waits_for_the_whole_grid() -> None:
 
     vals = {"BIN": [1.0, 1.1, 0.9], "KEY": [2.0, 2.1, 1.9], "REP": [2.0, 2.2, 1.8], "TIME": [3.0, 3.1, 2.9]}
 
-    def cell(c: str, m: str, bars: int = 16) -> list[float]:
-        return vals[c][:2] if (c, m) == ("TIME", "RoPEPool") else vals[c]  # one seed missing in one cell
+    def cell(c: str, m: str, bars: int = 16) -> dict[int, float]:
+        seeds = (0, 1) if (c, m) == ("TIME", "RoPEPool") else (0, 1, 2)  # one seed missing in one cell
+        return {s: vals[c][s] for s in seeds}
 
     wait = ("- Pooled over the methods: needs the whole grid with the same seeds a cell "
             "(seeds per cell now: 2, 3).")
     assert _pooled(cell, ["RoPE", "RoPEPool"]) == [wait]
-    full = _pooled(lambda c, m, bars=16: vals[c], ["RoPE", "RoPEPool"])
-    assert len(full) == 2 and "context F(3, 16) = " in full[0] and "method F(1, 16) = 0.00, p = 1;" in full[0]
+    full = _pooled(lambda c, m, bars=16: dict(enumerate(vals[c])), ["RoPE", "RoPEPool"])
+    assert len(full) == 8 and "context F(3, 16) = " in full[0] and "method F(1, 16) = 0.00, p = 1;" in full[0]
+    # seeds as blocks: KEY and REP differ in spread (0.1 vs 0.2 a seed), so an error is left, on 14 df
+    assert "seeds as blocks): context F(3, 14) = " in full[1] and "seed F(2, 14) = " in full[1]
+    # BIN - TIME is -2.0 (-200 x100) on every (method, seed): a constant difference defines no paired test
+    assert full[2] == ("- BIN − TIME at 16 bars, paired by method and seed (6 pairs): -200.0000 BCE×100 on "
+                       "average, first lower in 6, equal in 0; no paired test (the same difference in every "
+                       "pair).")
+    assert full[3] == ("- RoPEPool − RoPE at 16 bars, paired by context and seed (12 pairs): +0.0000 "
+                       "BCE×100 on average, first lower in 0, equal in 12; no paired test (the same "
+                       "difference in every pair).")
 
 
 def test_report_refuses_to_pool_two_tasks(tmp_path: Path) -> None:

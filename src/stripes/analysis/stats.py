@@ -96,7 +96,7 @@ def compare_groups(samples: Mapping[str, Sequence[float]], *, alpha: float = 0.0
     return {"p": p if math.isfinite(p) else 1.0, "test": test, "levene_p": lev, "k": k}
 
 
-def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]]) -> dict:
+def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]], *, blocks: bool = False) -> dict:
     """Two-way ANOVA with interaction of a balanced, fully crossed design (e.g. context x method, one value
     per seed): do the levels of the first factor differ, pooled over the second, and the reverse?
 
@@ -104,6 +104,12 @@ def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]]) -> dict:
     combination must be there with the same n. Sums of squares of the balanced design: A, B, A x B and the
     within-cell error on a*b*(n-1) degrees of freedom. Returns {"A": {"F", "df", "p"}, "B": {...},
     "AxB": {...}, "df_error": int, "levels": ([A levels], [B levels]), "n": replicates}.
+
+    ``blocks=True``: replicate i of every cell belongs to block i (e.g. seed i: the runs of one seed share the
+    data order), a randomized complete block design. The block sum of squares, a*b * sum_i (block mean_i -
+    grand mean)^2 on n-1 degrees of freedom, leaves the error, which is then on (a*b-1)(n-1) degrees of
+    freedom, and is returned as "block"; A, B and A x B are tested against the smaller error. When the terms
+    explain every value (no error left but rounding) nothing is testable: each F and p is NaN.
     """
     a_levels = list(dict.fromkeys(k[0] for k in cells))
     b_levels = list(dict.fromkeys(k[1] for k in cells))
@@ -123,7 +129,14 @@ def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]]) -> dict:
           "AxB": n * float(((cell - ma[:, None] - mb[None, :] + m) ** 2).sum())}
     df = {"A": na - 1, "B": nb - 1, "AxB": (na - 1) * (nb - 1)}
     df_err = na * nb * (n - 1)
-    mse = float(((y - cell[..., None]) ** 2).sum()) / df_err
+    sse = float(((y - cell[..., None]) ** 2).sum())
+    if blocks:
+        ss["block"] = na * nb * float(((y.mean(axis=(0, 1)) - m) ** 2).sum())
+        df["block"] = n - 1
+        sse, df_err = sse - ss["block"], df_err - df["block"]
+    sst = float(((y - m) ** 2).sum())
+    # an error that is rounding only (the terms explain every value) tests nothing: F and p are NaN
+    mse = sse / df_err if sse > 1e-12 * sst else 0.0
     out: dict = {"df_error": df_err, "levels": (a_levels, b_levels), "n": n}
     for key in ss:
         f = ss[key] / df[key] / mse if mse > 0 else float("nan")

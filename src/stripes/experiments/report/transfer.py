@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from stripes.analysis.stats import anova_two_way, compare_groups
+from stripes.analysis.stats import anova_two_way, compare_groups, compare_paired
 from stripes.experiments.report.quality import _fmt
 from stripes.experiments.report.runs import (
     ALPHA,
@@ -164,15 +164,19 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
     md += ["### Context order per method (mean test BCE at 16 bars, lower first)", "",
            "Melody harmonization's order (P1: MI and results) is BIN > KEY > REP > TIME; RoPE = the "
            "context's RoPE variant as above. p: do the contexts with >= 2 seeds differ at all (Levene, then "
-           "one-way ANOVA or, on unequal variances, Alexander-Govern)?", ""]
+           "one-way ANOVA or, on unequal variances, Alexander-Govern)? Pooled lines: the whole grid at once; "
+           "*seeds as blocks* because the runs of one seed share the order of their training windows, so a "
+           "seed can move every cell together; the paired lines compare within a seed.", ""]
     ropes = {c: best_on_validation(groups, c, ROPES) for c in P1_CONTEXTS}
 
-    def cell(c: str, m: str, bars: int = 16) -> list[float]:
+    def cell(c: str, m: str, bars: int = 16) -> dict[int, float]:
+        """Test BCE by seed of context c, method m ("RoPE": the context's variant)."""
         method = ropes[c] if m == "RoPE" else m
-        return scores(groups.get((c, method), []), "at_selected", "bce", bars) if method else []
+        runs = groups.get((c, method), []) if method else []
+        return {r.seed: v[0] for r in runs if (v := scores([r], "at_selected", "bce", bars))}
 
     for m in ["RoPE"] + [m for m in methods if m not in ROPES]:
-        vals = {c: cell(c, m) for c in P1_CONTEXTS}
+        vals = {c: list(cell(c, m).values()) for c in P1_CONTEXTS}
         vals = {c: v for c, v in vals.items() if v}
         if len(vals) < 2:
             continue
@@ -187,19 +191,49 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
     return md
 
 
-def _pooled(cell: Callable[[str, str, int], list[float]], methods: list[str]) -> list[str]:
-    """The context effect pooled over the methods: a two-way ANOVA (context x method, seeds as replicates)
-    of the test BCE, when the grid is complete (every cell with the same number of seeds)."""
+def _pooled(cell: Callable[[str, str, int], dict[int, float]], methods: list[str]) -> list[str]:
+    """The context effect pooled over the methods, when the grid is complete (every cell with the same seeds):
+    a two-way ANOVA (context x method, seeds as replicates), the same with the seeds as blocks (the runs of a
+    seed share their data order), and BIN - TIME paired by (method, seed)."""
     out = []
     for bars in (16, 64):
-        cells = {(c, m): cell(c, m, bars) for c in P1_CONTEXTS for m in methods}
-        sizes = sorted({len(v) for v in cells.values()})
-        if len(methods) < 2 or sizes != [sizes[-1]] or sizes[-1] < 2:
+        by_cell = {(c, m): cell(c, m, bars) for c in P1_CONTEXTS for m in methods}
+        seeds = {tuple(sorted(v)) for v in by_cell.values()}
+        if len(methods) < 2 or len(seeds) != 1 or len(next(iter(seeds))) < 2:
+            sizes = sorted({len(v) for v in by_cell.values()})
             return [f"- Pooled over the methods: needs the whole grid with the same seeds a cell (seeds per "
                     f"cell now: {', '.join(map(str, sizes))})."]
-        r = anova_two_way(cells)
-        terms = "; ".join(f"{name} F({r[k]['df']}, {r['df_error']}) = {r[k]['F']:.2f}, p = {r[k]['p']:.2g}"
-                          for k, name in (("A", "context"), ("B", "method"), ("AxB", "context × method")))
-        out.append(f"- Pooled over the methods, test BCE at {bars} bars (two-way ANOVA, context × method, "
-                   f"{r['n']} seeds a cell): {terms}.")
+        order = next(iter(seeds))
+        cells = {k: [v[s] for s in order] for k, v in by_cell.items()}
+        names = (("A", "context"), ("B", "method"), ("AxB", "context × method"), ("block", "seed"))
+        for blocks in (False, True):
+            r = anova_two_way(cells, blocks=blocks)
+            if not np.isfinite(r["A"]["F"]):
+                how = "seeds as blocks" if blocks else "seeds as replicates"
+                out.append(f"- Pooled over the methods, test BCE at {bars} bars, {how}: not testable (the "
+                           "terms explain every value, no error is left).")
+                continue
+            terms = "; ".join(f"{name} F({r[k]['df']}, {r['df_error']}) = {r[k]['F']:.2f}, "
+                              f"p = {r[k]['p']:.2g}" for k, name in names if k in r)
+            how = "seeds as blocks" if blocks else f"{r['n']} seeds a cell"
+            out.append(f"- Pooled over the methods, test BCE at {bars} bars (two-way ANOVA, context × "
+                       f"method, {how}): {terms}.")
+        out.append(_paired_line(f"BIN − TIME at {bars} bars, paired by method and seed",
+                                [v for m in methods for v in cells[("BIN", m)]],
+                                [v for m in methods for v in cells[("TIME", m)]]))
+        if "RoPEPool" in methods:
+            out.append(_paired_line(f"RoPEPool − RoPE at {bars} bars, paired by context and seed",
+                                    [v for c in P1_CONTEXTS for v in cells[(c, "RoPEPool")]],
+                                    [v for c in P1_CONTEXTS for v in cells[(c, "RoPE")]]))
     return out
+
+
+def _paired_line(what: str, a: list[float], b: list[float]) -> str:
+    """One line: mean of a - b (x100), how many pairs have a lower, and the paired t-test."""
+    x, y = [100 * v for v in a], [100 * v for v in b]
+    d = [u - w for u, w in zip(x, y, strict=True)]
+    r = compare_paired(x, y)
+    test = (f"paired t-test p = {r['p']:.2g}" if np.isfinite(r["p"])
+            else "no paired test (the same difference in every pair)")
+    return (f"- {what} ({len(d)} pairs): {float(np.mean(d)):+.4f} BCE×100 on average, first lower in "
+            f"{sum(v < 0 for v in d)}, equal in {sum(v == 0 for v in d)}; {test}.")
