@@ -136,6 +136,12 @@ def test_compare_groups_matches_the_one_way_anova_and_switches_on_unequal_varian
 def test_compare_groups_degenerate_and_bad_input():
     from stripes.analysis.stats import compare_groups
 
+    # unequal variances with a constant group: Alexander-Govern is undefined, the ANOVA answers
+    rng = np.random.default_rng(2)
+    flat, wide, narrow = [1.0] * 12, rng.normal(0, 5, 12), rng.normal(0, 0.01, 12)
+    r = compare_groups({"flat": flat, "wide": wide, "narrow": narrow})
+    assert r["levene_p"] < 0.05 and r["test"] == "anova"
+    assert r["p"] == pytest.approx(sps.f_oneway(flat, wide, narrow).pvalue)
     r = compare_groups({"a": [1.0, 1.0], "b": [2.0, 2.0]})
     assert r["test"] == "not testable" and math.isnan(r["p"])
     with pytest.raises(DataError, match=">= 2 groups"):
@@ -209,16 +215,26 @@ def test_anova_two_way_with_blocks_removes_a_shared_replicate_effect():
         ia = [np.array([r[0] == t for r in rows], float) for t in range(1, len(A))]
         jb = [np.array([r[1] == t for r in rows], float) for t in range(1, len(B))]
         kb = [np.array([r[2] == t for r in rows], float) for t in range(1, n)]
-        cols = [np.ones(len(rows))] + kb + (ia if "A" in terms else []) + (jb if "B" in terms else [])
+        cols = [np.ones(len(rows))] + (kb if "block" in terms else [])
+        cols += (ia if "A" in terms else []) + (jb if "B" in terms else [])
         cols += [u * w for u in ia for w in jb] if "AxB" in terms else []
         X = np.stack(cols, axis=1)
         beta, *_ = np.linalg.lstsq(X, y, rcond=None)
         return float(((y - X @ beta) ** 2).sum())
 
-    mse = rss({"A", "B", "AxB"}) / blocked["df_error"]
-    # balanced: A's sum of squares is what dropping A from the additive model (blocks kept) costs
-    f_a = (rss({"B"}) - rss({"A", "B"})) / 2 / mse
-    assert blocked["A"]["F"] == pytest.approx(f_a, rel=1e-6)
+    full = {"A", "B", "AxB", "block"}
+    mse = rss(full) / blocked["df_error"]
+    assert blocked["mse"] == pytest.approx(mse, rel=1e-9)
+    # balanced: each main effect's sum of squares is what dropping it from the additive model (blocks kept)
+    # costs; the interaction's and the blocks' what dropping them from the full model costs
+    additive = rss({"A", "B", "block"})
+    drops = {"A": rss({"B", "block"}) - additive, "B": rss({"A", "block"}) - additive,
+             "AxB": rss(full - {"AxB"}) - rss(full), "block": rss(full - {"block"}) - rss(full)}
+    for term, ss in drops.items():
+        df = blocked[term]["df"]
+        assert blocked[term]["F"] == pytest.approx(ss / df / mse, rel=1e-6, abs=1e-9), term
+        p = sps.f.sf(ss / df / mse, df, blocked["df_error"])
+        assert blocked[term]["p"] == pytest.approx(p, abs=1e-12)
     # values that are exactly cell effect + block offset leave no error: nothing is testable
     exact = {(a, b): list(0.1 * i + offset) for i, a in enumerate(A) for b in B}
     r = anova_two_way(exact, blocks=True)

@@ -218,18 +218,32 @@ def test_pooled_context_effect_waits_for_the_whole_grid() -> None:
         seeds = (0, 1) if (c, m) == ("TIME", "RoPEPool") else (0, 1, 2)  # one seed missing in one cell
         return {s: vals[c][s] for s in seeds}
 
-    wait = ("- Pooled over the methods: needs the whole grid with the same seeds a cell "
+    wait = ("- Pooled over the methods, 16 bars: needs the whole grid with the same seeds a cell "
             "(seeds per cell now: 2, 3).")
     assert _pooled(cell, ["RoPE", "RoPEPool"]) == [wait]
+
+    def late(c: str, m: str, bars: int = 16) -> dict[int, float]:  # a cell's 64-bar evaluation is missing
+        return cell(c, m, bars) if bars == 64 else dict(enumerate(vals[c]))
+
+    lines = _pooled(late, ["RoPE", "RoPEPool"])  # the 16-bar lines are kept, the 64-bar ones wait
+    assert len(lines) == 6 and lines[-1] == wait.replace("16 bars", "64 bars")
     full = _pooled(lambda c, m, bars=16: dict(enumerate(vals[c])), ["RoPE", "RoPEPool"])
-    assert len(full) == 8 and "context F(3, 16) = " in full[0] and "method F(1, 16) = 0.00, p = 1;" in full[0]
+    assert len(full) == 10 and "context F(3, 16) = " in full[0]
+    assert "method F(1, 16) = 0.00, p = 1;" in full[0]
     # seeds as blocks: KEY and REP differ in spread (0.1 vs 0.2 a seed), so an error is left, on 14 df
     assert "seeds as blocks): context F(3, 14) = " in full[1] and "seed F(2, 14) = " in full[1]
+    # the BIN - TIME contrast against the blocked error: -2.0 over se = sqrt(MSE * 2 / (2 methods x 3 seeds))
+    from stripes.analysis.stats import anova_two_way
+
+    r = anova_two_way({(c, m): vals[c] for c in vals for m in ("RoPE", "RoPEPool")}, blocks=True)
+    t = -2.0 / np.sqrt(r["mse"] * 2 / 6)
+    assert full[2].startswith("- BIN − TIME at 16 bars against the blocked error (contrast of the ANOVA "
+                              f"above): -200.0000 BCE×100, t(14) = {t:.2f}, p = ")
     # BIN - TIME is -2.0 (-200 x100) on every (method, seed): a constant difference defines no paired test
-    assert full[2] == ("- BIN − TIME at 16 bars, paired by method and seed (6 pairs): -200.0000 BCE×100 on "
+    assert full[3] == ("- BIN − TIME at 16 bars, paired by method and seed (6 pairs): -200.0000 BCE×100 on "
                        "average, first lower in 6, equal in 0; no paired test (the same difference in every "
                        "pair).")
-    assert full[3] == ("- RoPEPool − RoPE at 16 bars, paired by context and seed (12 pairs): +0.0000 "
+    assert full[4] == ("- RoPEPool − RoPE at 16 bars, paired by context and seed (12 pairs): +0.0000 "
                        "BCE×100 on average, first lower in 0, equal in 12; no paired test (the same "
                        "difference in every pair).")
 
@@ -312,3 +326,11 @@ def test_reproduce_q4_smoke_end_to_end(tiny_root: Path, tmp_path: Path) -> None:
     again = reproduce([TABLE], profile="smoke", out=out, data_root=tiny_root, cache_dir=tmp_path / "cache",
                       mi=False, log=lambda s: None)
     assert again["runs"] == 12 and {r.name: (r / sw.DONE).read_text() for r in runs} == before
+
+
+def test_a_ge_claim_with_nothing_separable_is_only_not_contradicted() -> None:
+    from stripes.experiments.report.transfer import _ge_verdict
+
+    assert _ge_verdict(behind=0, ahead=0, noise=8) == "not contradicted, nothing separable"
+    assert _ge_verdict(behind=0, ahead=2, noise=6) == "holds"
+    assert _ge_verdict(behind=1, ahead=5, noise=2) == "does not hold"

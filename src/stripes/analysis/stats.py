@@ -74,7 +74,9 @@ def compare_groups(samples: Mapping[str, Sequence[float]], *, alpha: float = 0.0
     Levene's test across the groups decides equal variances (p >= alpha) -> one-way ANOVA (F test), else the
     Alexander-Govern test (no equal-variance assumption; scipy's heteroscedastic one-way test). Returns
     {"p": float, "test": "anova" | "alexander-govern" | "not testable", "levene_p": float, "k": groups}.
-    When every group is constant no test is defined and p is NaN (as in :func:`compare`).
+    When every group is constant no test is defined and p is NaN (as in :func:`compare`). When Levene finds
+    unequal variances but some group is constant, Alexander-Govern is undefined and the ANOVA is used
+    (reported as "anova", with the Levene p beside it).
     """
     groups = [np.asarray(v, dtype=np.float64) for v in samples.values()]
     if len(groups) < 2 or any(g.ndim != 1 or g.size < 2 for g in groups):
@@ -103,12 +105,14 @@ def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]], *, blocks: b
     ``cells[(a, b)]`` holds the n >= 2 replicates of level a of factor A and level b of factor B; every
     combination must be there with the same n. Sums of squares of the balanced design: A, B, A x B and the
     within-cell error on a*b*(n-1) degrees of freedom. Returns {"A": {"F", "df", "p"}, "B": {...},
-    "AxB": {...}, "df_error": int, "levels": ([A levels], [B levels]), "n": replicates}.
+    "AxB": {...}, "df_error": int, "mse": error mean square, "levels": ([A levels], [B levels]),
+    "n": replicates}.
 
     ``blocks=True``: replicate i of every cell belongs to block i (e.g. seed i: the runs of one seed share the
     data order), a randomized complete block design. The block sum of squares, a*b * sum_i (block mean_i -
     grand mean)^2 on n-1 degrees of freedom, leaves the error, which is then on (a*b-1)(n-1) degrees of
-    freedom, and is returned as "block"; A, B and A x B are tested against the smaller error. When the terms
+    freedom, and is returned as "block"; A, B and A x B are tested against the smaller error (which assumes
+    no block x treatment interaction: a seed shifts every cell alike). When the terms
     explain every value (no error left but rounding) nothing is testable: each F and p is NaN.
     """
     a_levels = list(dict.fromkeys(k[0] for k in cells))
@@ -137,7 +141,8 @@ def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]], *, blocks: b
     sst = float(((y - m) ** 2).sum())
     # an error that is rounding only (the terms explain every value) tests nothing: F and p are NaN
     mse = sse / df_err if sse > 1e-12 * sst else 0.0
-    out: dict = {"df_error": df_err, "levels": (a_levels, b_levels), "n": n}
+    out: dict = {"df_error": df_err, "mse": mse if mse > 0 else float("nan"), "levels": (a_levels, b_levels),
+                 "n": n}
     for key in ss:
         f = ss[key] / df[key] / mse if mse > 0 else float("nan")
         p = float(stats.f.sf(f, df[key], df_err)) if math.isfinite(f) else float("nan")

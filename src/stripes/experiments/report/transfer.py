@@ -31,7 +31,7 @@ HARMONIZATION_ORDER = ("BIN", "KEY", "REP", "TIME")  # P1 Table I's MI order, P1
 
 PROTOCOL = """\
 The inverse of melody harmonization on the same data: **input = the PIANO track's roll** (T, 128; the bridge
-is left out: it is a second melodic line, not accompaniment, and it mostly plays where the melody rests),
+is left out: it is a second melodic line, not accompaniment, and much of it plays where the melody rests),
 **target = the MELODY roll**, BCE. Windows, songs, splits, window starts and lengths and the context of every
 tick are those of the harmonization runs (the same prepared arrays, read through
 `stripes.data.melody.MelodyDataset`); the chords reach the model only through the positions, as there.
@@ -86,9 +86,19 @@ def _gain(a: Sequence[Run], b: Sequence[Run]) -> str:
     return f"{100.0 * (np.mean(vb) - np.mean(va)) / np.mean(vb):.1f} %"
 
 
+def _ge_verdict(behind: int, ahead: int, noise: int) -> str:
+    """Verdict on a "≥" claim from its comparisons: behind anywhere -> it does not hold; ahead somewhere and
+    behind nowhere -> it holds; nothing separable -> it is only not contradicted (a non-significant test
+    shows no "≥")."""
+    if behind:
+        return "does not hold"
+    return "holds" if ahead else "not contradicted, nothing separable"
+
+
 def _differ(vals: dict[str, list[float]]) -> str:
-    """"; contexts differ: p = ..." from a test across the contexts with >= 2 seeds (one-way ANOVA, or
-    Alexander-Govern on unequal variances), or "" when fewer than two contexts have them."""
+    """"; contexts A, B, ... differ: p = ... (test)" (or "do not differ significantly") from a test across
+    the contexts with >= 2 seeds (one-way ANOVA, or Alexander-Govern on unequal variances), or "" when
+    fewer than two contexts have them."""
     seeded = {c: v for c, v in vals.items() if len(v) >= 2}
     if len(seeded) < 2:
         return ""
@@ -152,7 +162,7 @@ def q4_section(groups: dict[tuple[str, str], list[Run]]) -> list[str]:
         md[-2:] = ["No context has both a RoPEPool and a RoPE run yet."]
     md.append("")
     if behind or ahead or noise:
-        ge = "does not hold" if behind else "holds"
+        ge = _ge_verdict(len(behind), len(ahead), len(noise))
         where = "; ".join(c.what for c in behind) or "none"
         md += [f"- **RoPEPool ≥ RoPE (test BCE at 16 and 64 bars, every context): *{ge}*** — RoPEPool "
                f"significantly behind in {len(behind)}, ahead in {len(ahead)}, within noise in {len(noise)} "
@@ -201,8 +211,8 @@ def _pooled(cell: Callable[[str, str, int], dict[int, float]], methods: list[str
         seeds = {tuple(sorted(v)) for v in by_cell.values()}
         if len(methods) < 2 or len(seeds) != 1 or len(next(iter(seeds))) < 2:
             sizes = sorted({len(v) for v in by_cell.values()})
-            return [f"- Pooled over the methods: needs the whole grid with the same seeds a cell (seeds per "
-                    f"cell now: {', '.join(map(str, sizes))})."]
+            return out + [f"- Pooled over the methods, {bars} bars: needs the whole grid with the same "
+                          f"seeds a cell (seeds per cell now: {', '.join(map(str, sizes))})."]
         order = next(iter(seeds))
         cells = {k: [v[s] for s in order] for k, v in by_cell.items()}
         names = (("A", "context"), ("B", "method"), ("AxB", "context × method"), ("block", "seed"))
@@ -218,6 +228,8 @@ def _pooled(cell: Callable[[str, str, int], dict[int, float]], methods: list[str
             how = "seeds as blocks" if blocks else f"{r['n']} seeds a cell"
             out.append(f"- Pooled over the methods, test BCE at {bars} bars (two-way ANOVA, context × "
                        f"method, {how}): {terms}.")
+            if blocks:
+                out.append(_contrast_line(bars, cells, methods, r))
         out.append(_paired_line(f"BIN − TIME at {bars} bars, paired by method and seed",
                                 [v for m in methods for v in cells[("BIN", m)]],
                                 [v for m in methods for v in cells[("TIME", m)]]))
@@ -237,3 +249,18 @@ def _paired_line(what: str, a: list[float], b: list[float]) -> str:
             else "no paired test (the same difference in every pair)")
     return (f"- {what} ({len(d)} pairs): {float(np.mean(d)):+.4f} BCE×100 on average, first lower in "
             f"{sum(v < 0 for v in d)}, equal in {sum(v == 0 for v in d)}; {test}.")
+
+
+def _contrast_line(bars: int, cells: dict[tuple[str, str], list[float]], methods: list[str], r: dict) -> str:
+    """BIN - TIME (means over methods and seeds) tested against the error of the blocked ANOVA ``r``."""
+    from scipy import stats
+
+    b = np.mean([cells[("BIN", m)] for m in methods])
+    t = np.mean([cells[("TIME", m)] for m in methods])
+    se = float(np.sqrt(r["mse"] * 2.0 / (len(methods) * r["n"]))) if np.isfinite(r["mse"]) else 0.0
+    if se <= 0:
+        return f"- BIN − TIME at {bars} bars against the blocked error: not testable (no error is left)."
+    tv = float((b - t) / se)
+    p = float(2 * stats.t.sf(abs(tv), r["df_error"]))
+    return (f"- BIN − TIME at {bars} bars against the blocked error (contrast of the ANOVA above): "
+            f"{100 * (b - t):+.4f} BCE×100, t({r['df_error']}) = {tv:.2f}, p = {p:.2g}.")
