@@ -152,6 +152,25 @@ def test_compare_groups_degenerate_and_bad_input():
         compare_groups({"a": [1.0, 2.0], "b": [1.0, float("nan")]})
 
 
+def _nested_rss(cells: dict, terms: set[str]) -> float:
+    """Oracle for the two-way ANOVA: the residual sum of squares of a least-squares fit of the cells' values
+    on dummy columns for ``terms`` (any of "A", "B", "AxB", "block"; replicate k of every cell = block k)."""
+    A = list(dict.fromkeys(a for a, _ in cells))
+    B = list(dict.fromkeys(b for _, b in cells))
+    rows = [(A.index(a), B.index(b), k, v) for (a, b), vals in cells.items() for k, v in enumerate(vals)]
+    n = len(next(iter(cells.values())))
+    y = np.array([r[-1] for r in rows])
+    ia = [np.array([r[0] == t for r in rows], float) for t in range(1, len(A))]
+    jb = [np.array([r[1] == t for r in rows], float) for t in range(1, len(B))]
+    kb = [np.array([r[2] == t for r in rows], float) for t in range(1, n)]
+    cols = [np.ones(len(rows))] + (kb if "block" in terms else [])
+    cols += (ia if "A" in terms else []) + (jb if "B" in terms else [])
+    cols += [u * w for u in ia for w in jb] if "AxB" in terms else []
+    X = np.stack(cols, axis=1)
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    return float(((y - X @ beta) ** 2).sum())
+
+
 def test_anova_two_way_matches_nested_least_squares():
     from stripes.analysis.stats import anova_two_way
 
@@ -162,22 +181,10 @@ def test_anova_two_way_matches_nested_least_squares():
     cells = {(a, b): list(effect_a[a] + 0.2 * j + rng.normal(0, 0.4, n)) for a in A
              for j, b in enumerate(B)}
     r = anova_two_way(cells)
-    rows = [(i, j, v) for i, a in enumerate(A) for j, b in enumerate(B) for v in cells[(a, b)]]
-    y = np.array([v for *_, v in rows])
-
-    def design(terms: set[str]) -> np.ndarray:
-        cols = [np.ones(len(rows))]
-        ia = [np.array([i == k for i, _, _ in rows], float) for k in range(1, len(A))]
-        jb = [np.array([j == k for _, j, _ in rows], float) for k in range(1, len(B))]
-        cols += ia if "A" in terms else []
-        cols += jb if "B" in terms else []
-        cols += [u * w for u in ia for w in jb] if "AxB" in terms else []
-        return np.stack(cols, axis=1)
+    y = [v for vals in cells.values() for v in vals]
 
     def rss(terms: set[str]) -> float:
-        X = design(terms)
-        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-        return float(((y - X @ beta) ** 2).sum())
+        return _nested_rss(cells, terms)
 
     full = rss({"A", "B", "AxB"})
     mse = full / (len(y) - len(A) * len(B))
@@ -207,20 +214,9 @@ def test_anova_two_way_with_blocks_removes_a_shared_replicate_effect():
     plain, blocked = anova_two_way(cells), anova_two_way(cells, blocks=True)
     assert plain["A"]["p"] > 0.5 and blocked["A"]["p"] < 1e-6
     assert blocked["df_error"] == (len(A) * len(B) - 1) * (n - 1) and blocked["block"]["df"] == n - 1
-    rows = [(i, j, k, v) for i, a in enumerate(A) for j, b in enumerate(B)
-            for k, v in enumerate(cells[(a, b)])]
-    y = np.array([r[-1] for r in rows])
 
     def rss(terms: set[str]) -> float:
-        ia = [np.array([r[0] == t for r in rows], float) for t in range(1, len(A))]
-        jb = [np.array([r[1] == t for r in rows], float) for t in range(1, len(B))]
-        kb = [np.array([r[2] == t for r in rows], float) for t in range(1, n)]
-        cols = [np.ones(len(rows))] + (kb if "block" in terms else [])
-        cols += (ia if "A" in terms else []) + (jb if "B" in terms else [])
-        cols += [u * w for u in ia for w in jb] if "AxB" in terms else []
-        X = np.stack(cols, axis=1)
-        beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-        return float(((y - X @ beta) ** 2).sum())
+        return _nested_rss(cells, terms)
 
     full = {"A", "B", "AxB", "block"}
     mse = rss(full) / blocked["df_error"]

@@ -199,9 +199,10 @@ def test_report_of_the_melody_task(tmp_path: Path) -> None:
                        r"3 seeds a cell\): context F\(3, 24\) = ([\d.]+), p = (\S+);", q4)
     # context means 0.4 to 1.2 BCE x100 apart against seeds 0.02 apart: F = 5923 by hand
     assert pooled and float(pooled.group(1)) > 1000 and float(pooled.group(2)) < 1e-20
-    # the fake seeds shift every cell by the same offset: as blocks they explain all the spread
-    assert ("- Pooled over the methods, test BCE at 16 bars, seeds as blocks: not testable (the terms "
-            "explain every value, no error is left).") in q4
+    # the fake seeds shift every cell by the same offset (grand mean 5.061 x100, -/+ 0.02): as blocks they
+    # explain all the spread
+    assert ("- Pooled over the methods, test BCE at 16 bars (seeds as blocks, seed means 5.041 / 5.061 / "
+            "5.081 BCE×100): not testable (the terms explain every value, no error is left).") in q4
     # BIN - TIME per (method, seed), x100: RoPE -0.91, F-StrIPE -1.12, RoPEPool -1.5 on every seed
     assert re.search(r"- BIN − TIME at 16 bars, paired by method and seed \(9 pairs\): -1\.17\d\d BCE×100 on "
                      r"average, first lower in 9, equal in 0; paired t-test p = ", q4)
@@ -231,7 +232,9 @@ def test_pooled_context_effect_waits_for_the_whole_grid() -> None:
     assert len(full) == 10 and "context F(3, 16) = " in full[0]
     assert "method F(1, 16) = 0.00, p = 1;" in full[0]
     # seeds as blocks: KEY and REP differ in spread (0.1 vs 0.2 a seed), so an error is left, on 14 df
-    assert "seeds as blocks): context F(3, 14) = " in full[1] and "seed F(2, 14) = " in full[1]
+    # seed means over the 8 cells: (1 + 2 + 2 + 3) / 4 = 2.0, 2.125, 1.875 -> x100
+    assert "seeds as blocks, seed means 200.000 / 212.500 / 187.500 BCE×100): context F(3, 14) = " in full[1]
+    assert "seed F(2, 14) = " in full[1]
     # the BIN - TIME contrast against the blocked error: -2.0 over se = sqrt(MSE * 2 / (2 methods x 3 seeds))
     from stripes.analysis.stats import anova_two_way
 

@@ -140,13 +140,11 @@ def anova_two_way(cells: Mapping[tuple[str, str], Sequence[float]], *, blocks: b
         sse, df_err = sse - ss["block"], df_err - df["block"]
     sst = float(((y - m) ** 2).sum())
     # an error that is rounding only (the terms explain every value) tests nothing: F and p are NaN
-    mse = sse / df_err if sse > 1e-12 * sst else 0.0
-    out: dict = {"df_error": df_err, "mse": mse if mse > 0 else float("nan"), "levels": (a_levels, b_levels),
-                 "n": n}
+    mse = sse / df_err if sse > 1e-12 * sst else float("nan")
+    out: dict = {"df_error": df_err, "mse": mse, "levels": (a_levels, b_levels), "n": n}
     for key in ss:
-        f = ss[key] / df[key] / mse if mse > 0 else float("nan")
-        p = float(stats.f.sf(f, df[key], df_err)) if math.isfinite(f) else float("nan")
-        out[key] = {"F": f, "df": df[key], "p": p}
+        f = ss[key] / df[key] / mse  # NaN propagates to F and p when no error is left
+        out[key] = {"F": f, "df": df[key], "p": float(stats.f.sf(f, df[key], df_err))}
     return out
 
 

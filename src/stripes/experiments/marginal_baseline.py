@@ -36,12 +36,15 @@ def pitch_frequencies(rolls: Iterable[np.ndarray]) -> np.ndarray:
 
 
 def marginal_bce(p: np.ndarray, rolls: Iterable[np.ndarray]) -> float:
-    """Mean BCE (nats per cell) of the constant prediction ``p`` (P,) on (T, P) binary rolls."""
-    lp, lq = np.log(p), np.log1p(-p)
+    """Mean BCE (nats per cell) of the constant prediction ``p`` (P,) on (T, P) binary rolls, through the
+    evaluation's own per-cell BCE (:func:`stripes.metrics.bce.bce_with_logits`, in float64)."""
+    from stripes.metrics.bce import bce_with_logits
+
+    logit = np.log(p) - np.log1p(-p)
     total, cells = 0.0, 0
     for r in rolls:
-        r = np.asarray(r, dtype=np.float64) > 0
-        total -= float((r * lp + (~r) * lq).sum())
+        r = (np.asarray(r) > 0).astype(np.float64)
+        total += float(bce_with_logits(np.broadcast_to(logit, r.shape).copy(), r).sum())
         cells += r.size
     if cells == 0:
         raise ValueError("no rolls to score")

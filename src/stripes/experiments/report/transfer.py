@@ -216,16 +216,17 @@ def _pooled(cell: Callable[[str, str, int], dict[int, float]], methods: list[str
         order = next(iter(seeds))
         cells = {k: [v[s] for s in order] for k, v in by_cell.items()}
         names = (("A", "context"), ("B", "method"), ("AxB", "context × method"), ("block", "seed"))
+        seed_means = " / ".join(f"{100 * np.mean([v[i] for v in cells.values()]):.3f}"
+                                for i in range(len(order)))
         for blocks in (False, True):
             r = anova_two_way(cells, blocks=blocks)
-            if not np.isfinite(r["A"]["F"]):
-                how = "seeds as blocks" if blocks else "seeds as replicates"
-                out.append(f"- Pooled over the methods, test BCE at {bars} bars, {how}: not testable (the "
+            how = f"seeds as blocks, seed means {seed_means} BCE×100" if blocks else f"{r['n']} seeds a cell"
+            if not np.isfinite(r["mse"]):
+                out.append(f"- Pooled over the methods, test BCE at {bars} bars ({how}): not testable (the "
                            "terms explain every value, no error is left).")
                 continue
             terms = "; ".join(f"{name} F({r[k]['df']}, {r['df_error']}) = {r[k]['F']:.2f}, "
                               f"p = {r[k]['p']:.2g}" for k, name in names if k in r)
-            how = "seeds as blocks" if blocks else f"{r['n']} seeds a cell"
             out.append(f"- Pooled over the methods, test BCE at {bars} bars (two-way ANOVA, context × "
                        f"method, {how}): {terms}.")
             if blocks:
@@ -252,15 +253,13 @@ def _paired_line(what: str, a: list[float], b: list[float]) -> str:
 
 
 def _contrast_line(bars: int, cells: dict[tuple[str, str], list[float]], methods: list[str], r: dict) -> str:
-    """BIN - TIME (means over methods and seeds) tested against the error of the blocked ANOVA ``r``."""
+    """BIN - TIME (means over methods and seeds) tested against the error of the blocked ANOVA ``r`` (which
+    has an error left: the caller checks)."""
     from scipy import stats
 
     b = np.mean([cells[("BIN", m)] for m in methods])
     t = np.mean([cells[("TIME", m)] for m in methods])
-    se = float(np.sqrt(r["mse"] * 2.0 / (len(methods) * r["n"]))) if np.isfinite(r["mse"]) else 0.0
-    if se <= 0:
-        return f"- BIN − TIME at {bars} bars against the blocked error: not testable (no error is left)."
-    tv = float((b - t) / se)
+    tv = float((b - t) / np.sqrt(r["mse"] * 2.0 / (len(methods) * r["n"])))
     p = float(2 * stats.t.sf(abs(tv), r["df_error"]))
     return (f"- BIN − TIME at {bars} bars against the blocked error (contrast of the ANOVA above): "
             f"{100 * (b - t):+.4f} BCE×100, t({r['df_error']}) = {tv:.2f}, p = {p:.2g}.")
